@@ -1,0 +1,694 @@
+// onebit.runtime._engine: the whole exported graph runs in one native call.
+//
+// Python (onebit.runtime) validates the file and builds an execution plan once at load: a list
+// of ops over numbered buffers. Engine::run executes every op for every cloud of the batch in C++
+// (OpenMP across the batch, or across row tiles of the binary layers when the batch is smaller
+// than the thread count). Buffers hold either float32 rows or packed-bit rows (64-bit words).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+
+namespace py = pybind11;
+using namespace onebit;
+
+namespace {
+
+enum OpType : int { OP_FLINEAR = 0, OP_BLINEAR = 1, OP_BMM = 2, OP_QUANT = 3 };
+enum OutMode : int { OUT_F32 = 0, OUT_BITS = 1, OUT_OR = 2, OUT_MAX = 3, OUT_AVG = 4 };
+
+struct BufSpec {
+    bool bits = false;     // packed bits (else float32)
+    bool pooled = false;   // one row (else one row per point)
+    int cols = 0;          // channels
+    int ld = 0;            // row stride in elements (floats or 64-bit words)
+};
+
+template <class T>
+using avec = std::vector<T>;
+
+struct Op {
+    std::string name;
+    int type = 0, in0 = -1, in1 = -1, out = -1;
+    int K = 0, N = 0, W = 0, panels = 0;
+    bool and_mode = false, int_thr = false;
+    int out_mode = OUT_F32;
+    float lo = -INFINITY, hi = INFINITY, offset = 0.f;
+    avec<float> wt;                // float weights, K x N
+    avec<uint64_t> wp;             // binary weights, panels
+    avec<float> mul, add, rowc;    // per channel (padded to panels * NP)
+    avec<int64_t> P;               // popcount bound per channel (padded)
+    avec<uint32_t> flip;           // per panel flip masks
+};
+
+// scoped timer for the profiling mode
+using clk = std::chrono::steady_clock;
+
+inline bool is_pooled_mode(int m) { return m == OUT_OR || m == OUT_MAX || m == OUT_AVG; }
+
+template <class T>
+avec<T> to_vec(const py::dict& d, const char* key, size_t expect, const std::string& op) {
+    if (!d.contains(key)) throw std::invalid_argument("op '" + op + "': missing array '" + key + "'");
+    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(d[key]);
+    if (!a) throw std::invalid_argument("op '" + op + "': array '" + key + "' has the wrong type");
+    if (static_cast<size_t>(a.size()) != expect)
+        throw std::invalid_argument("op '" + op + "': array '" + key + "' has " + std::to_string(a.size()) +
+                                    " elements, expected " + std::to_string(expect));
+    return avec<T>(a.data(), a.data() + a.size());
+}
+
+int get_int(const py::dict& d, const char* key, const std::string& op) {
+    if (!d.contains(key)) throw std::invalid_argument("op '" + op + "': missing field '" + key + "'");
+    return d[key].cast<int>();
+}
+
+struct Scratch {
+    avec<uint32_t> pc = avec<uint32_t>(MR * NP);
+    avec<float> z, pool;
+    avec<uint32_t> orm;
+    avec<int32_t> rowpc;
+};
+
+class Engine {
+   public:
+    Engine(const py::list& buffers, const py::list& ops, int output, int isa)
+        : isa_(isa), output_(output) {
+        for (auto item : buffers) {
+            auto d = item.cast<py::dict>();
+            BufSpec b;
+            b.bits = d["bits"].cast<bool>();
+            b.pooled = d["pooled"].cast<bool>();
+            b.cols = d["cols"].cast<int>();
+            if (b.cols < 1 || b.cols > (1 << 24)) throw std::invalid_argument("buffer with a bad channel count");
+            b.ld = b.bits ? (b.cols + 63) / 64 : b.cols;
+            bufs_.push_back(b);
+        }
+        if (bufs_.empty() || bufs_[0].bits || bufs_[0].pooled)
+            throw std::invalid_argument("buffer 0 must be the float per-point input");
+        for (auto item : ops) ops_.push_back(make_op(item.cast<py::dict>()));
+        if (output_ < 0 || output_ >= static_cast<int>(bufs_.size()) || bufs_[output_].bits)
+            throw std::invalid_argument("the graph output must be a float buffer");
+        prof_ns_.assign(ops_.size(), 0.0);
+    }
+
+    int in_channels() const { return bufs_[0].cols; }
+
+    py::object run(py::array_t<float, py::array::c_style | py::array::forcecast> x, int threads, bool debug,
+                   bool profile) {
+        if (x.ndim() != 3) throw std::invalid_argument("input must have shape (B, N, C)");
+        const int B = static_cast<int>(x.shape(0)), N = static_cast<int>(x.shape(1));
+        if (static_cast<int>(x.shape(2)) != bufs_[0].cols)
+            throw std::invalid_argument("input has " + std::to_string(x.shape(2)) + " channels, the model expects " +
+                                        std::to_string(bufs_[0].cols));
+        if (N < 1) throw std::invalid_argument("input needs at least one point");
+        if (threads < 1) threads = 1;
+        const BufSpec& ob = bufs_[output_];
+        const int out_rows = ob.pooled ? 1 : N;
+        py::array_t<float> result({B, out_rows, ob.cols});
+        const float* xin = x.data();
+        float* res = result.mutable_data();
+        const size_t in_stride = static_cast<size_t>(N) * bufs_[0].cols;
+        const size_t out_stride = static_cast<size_t>(out_rows) * ob.cols;
+        std::fill(prof_ns_.begin(), prof_ns_.end(), 0.0);
+        py::list dbg;
+        if (debug) {
+            // debug: serial, every buffer and every binary layer's raw integer accumulators kept
+            for (int b = 0; b < B; ++b) {
+                py::dict d;
+                forward(xin + b * in_stride, N, res + b * out_stride, 1, &d, false);
+                dbg.append(d);
+            }
+            return py::make_tuple(result, dbg);
+        }
+        {
+            py::gil_scoped_release release;
+            if (B >= threads || threads == 1) {
+                const int nt = std::min(threads, B);
+                std::vector<std::vector<double>> tprof(nt, std::vector<double>(ops_.size(), 0.0));
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+                for (int b = 0; b < B; ++b) {
+                    forward(xin + b * in_stride, N, res + b * out_stride, 1, nullptr, profile,
+                            &tprof[omp_get_thread_num()]);
+                }
+                for (auto& t : tprof)
+                    for (size_t i = 0; i < t.size(); ++i) prof_ns_[i] += t[i];
+            } else {
+                std::vector<double> tp(ops_.size(), 0.0);
+                for (int b = 0; b < B; ++b)
+                    forward(xin + b * in_stride, N, res + b * out_stride, threads, nullptr, profile, &tp);
+                prof_ns_ = tp;
+            }
+        }
+        return std::move(result);
+    }
+
+    py::list profile() const {
+        py::list l;
+        for (size_t i = 0; i < ops_.size(); ++i) l.append(py::make_tuple(ops_[i].name, prof_ns_[i]));
+        return l;
+    }
+
+   private:
+    int isa_;
+    int output_;
+    std::vector<BufSpec> bufs_;
+    std::vector<Op> ops_;
+    std::vector<double> prof_ns_;
+
+    Op make_op(const py::dict& d) {
+        Op op;
+        op.name = d.contains("name") ? d["name"].cast<std::string>() : std::string("op");
+        op.type = get_int(d, "type", op.name);
+        op.in0 = get_int(d, "in0", op.name);
+        op.in1 = d.contains("in1") ? d["in1"].cast<int>() : -1;
+        op.out = get_int(d, "out", op.name);
+        const int nb = static_cast<int>(bufs_.size());
+        auto chk = [&](int id) {
+            if (id < 0 || id >= nb) throw std::invalid_argument("op '" + op.name + "': bad buffer reference");
+        };
+        chk(op.in0);
+        chk(op.out);
+        if (op.out == 0 || op.out == op.in0 || op.out == op.in1)
+            throw std::invalid_argument("op '" + op.name + "': bad output buffer");
+        const BufSpec& bi = bufs_[op.in0];
+        const BufSpec& bo = bufs_[op.out];
+        op.out_mode = d.contains("out_mode") ? d["out_mode"].cast<int>() : OUT_F32;
+        if (op.out_mode < 0 || op.out_mode > OUT_AVG) throw std::invalid_argument("op '" + op.name + "': bad out_mode");
+        const bool want_bits = op.out_mode == OUT_BITS || op.out_mode == OUT_OR;
+        if (op.type == OP_QUANT) {
+            if (bi.bits || !bo.bits || bi.cols != bo.cols || bi.pooled != bo.pooled)
+                throw std::invalid_argument("op '" + op.name + "': quant needs float in, bits out, same shape");
+            return op;
+        }
+        if (op.type == OP_BMM) {
+            chk(op.in1);
+            const BufSpec& bt = bufs_[op.in1];
+            if (bi.bits || bt.bits || bo.bits || !bt.pooled || bt.cols != bi.cols * bi.cols || bo.cols != bi.cols ||
+                bo.pooled != bi.pooled)
+                throw std::invalid_argument("op '" + op.name + "': bmm shapes do not agree");
+            return op;
+        }
+        if (op.type != OP_FLINEAR && op.type != OP_BLINEAR)
+            throw std::invalid_argument("op '" + op.name + "': unknown op type");
+        op.K = get_int(d, "K", op.name);
+        op.N = get_int(d, "N", op.name);
+        if (op.K != bi.cols || op.N != bo.cols || op.K < 1 || op.N < 1)
+            throw std::invalid_argument("op '" + op.name + "': K/N do not match its buffers");
+        if (bo.bits != want_bits) throw std::invalid_argument("op '" + op.name + "': output kind mismatch");
+        if (bo.pooled != (is_pooled_mode(op.out_mode) || bi.pooled))
+            throw std::invalid_argument("op '" + op.name + "': pooled flag mismatch");
+        op.panels = (op.N + NP - 1) / NP;
+        const size_t NPAD = static_cast<size_t>(op.panels) * NP;
+        auto pad = [&](avec<float> v, float fill) {
+            v.resize(NPAD, fill);
+            return v;
+        };
+        op.mul = pad(to_vec<float>(d, "mul", op.N, op.name), 0.f);
+        op.add = pad(to_vec<float>(d, "add", op.N, op.name), -1.f);
+        op.lo = d.contains("lo") ? d["lo"].cast<float>() : -INFINITY;
+        op.hi = d.contains("hi") ? d["hi"].cast<float>() : INFINITY;
+        op.offset = d.contains("offset") ? d["offset"].cast<float>() : 0.f;
+        if (op.type == OP_FLINEAR) {
+            if (bi.bits) throw std::invalid_argument("op '" + op.name + "': float linear needs a float input");
+            op.wt = to_vec<float>(d, "wt", static_cast<size_t>(op.K) * op.N, op.name);
+            return op;
+        }
+        // binary linear
+        if (!bi.bits) throw std::invalid_argument("op '" + op.name + "': binary linear needs a bit input");
+        op.W = (op.K + 63) / 64;
+        op.and_mode = d.contains("and_mode") && d["and_mode"].cast<bool>();
+        auto w = to_vec<uint64_t>(d, "weight", static_cast<size_t>(op.N) * op.W, op.name);
+        if (op.K % 64) {  // padding bits must be 0 so they never count
+            const uint64_t keep = (1ULL << (op.K % 64)) - 1;
+            for (int n = 0; n < op.N; ++n)
+                if (w[static_cast<size_t>(n) * op.W + op.W - 1] & ~keep)
+                    throw std::invalid_argument("op '" + op.name + "': weight padding bits are not zero");
+        }
+        op.wp.assign(NPAD * op.W, 0);
+        for (int n = 0; n < op.N; ++n)
+            for (int k = 0; k < op.W; ++k)
+                op.wp[(static_cast<size_t>(n / NP) * op.W + k) * NP + n % NP] = w[static_cast<size_t>(n) * op.W + k];
+        if (op.and_mode) op.rowc = pad(to_vec<float>(d, "rowc", op.N, op.name), 0.f);
+        op.int_thr = d.contains("P");
+        if (op.int_thr) {
+            if (op.and_mode || !want_bits)
+                throw std::invalid_argument("op '" + op.name + "': integer thresholds need an XNOR layer with bit output");
+            op.P = to_vec<int64_t>(d, "P", op.N, op.name);
+            op.P.resize(NPAD, -1);  // padded channels: pc <= -1 never holds -> bit 0
+            auto fl = to_vec<uint8_t>(d, "flip", op.N, op.name);
+            op.flip.assign(op.panels, 0);
+            for (int n = 0; n < op.N; ++n)
+                if (fl[n]) op.flip[n / NP] |= 1u << (n % NP);
+        }
+        return op;
+    }
+
+    // ---------------------------------------------------------------- per-cloud forward
+    void forward(const float* x, int N, float* out, int threads, py::dict* dbg, bool profile,
+                 std::vector<double>* prof = nullptr) const {
+        // workspace (per call; sizes depend on N)
+        std::vector<avec<uint64_t>> mem(bufs_.size());
+        std::vector<void*> ptr(bufs_.size(), nullptr);
+        ptr[0] = const_cast<float*>(x);
+        for (size_t i = 1; i < bufs_.size(); ++i) {
+            const BufSpec& b = bufs_[i];
+            const size_t rows = b.pooled ? 1 : N;
+            const size_t n64 = b.bits ? rows * b.ld : (rows * b.ld + 1) / 2;
+            mem[i].assign(n64 + 8, 0);
+            ptr[i] = mem[i].data();
+        }
+        Scratch s;
+        for (size_t i = 0; i < ops_.size(); ++i) {
+            const Op& op = ops_[i];
+            const auto t0 = profile ? clk::now() : clk::time_point();
+            const BufSpec& bi = bufs_[op.in0];
+            const int M = bi.pooled ? 1 : N;
+            avec<int32_t> rawv;  // debug only: no Python objects here (the GIL may be released)
+            int32_t* rawp = nullptr;
+            const int rawc = op.N * (op.and_mode ? 2 : 1);
+            if (dbg && op.type == OP_BLINEAR) {
+                rawv.assign(static_cast<size_t>(M) * rawc, 0);
+                rawp = rawv.data();
+            }
+            switch (op.type) {
+                case OP_QUANT: run_quant(bi, M, static_cast<const float*>(ptr[op.in0]),
+                                         static_cast<uint64_t*>(ptr[op.out]), bufs_[op.out].ld); break;
+                case OP_BMM: {
+                    const int k = bi.cols;
+                    fgemm(isa_, static_cast<const float*>(ptr[op.in0]), M, k, static_cast<const float*>(ptr[op.in1]),
+                          k, static_cast<float*>(ptr[op.out]));
+                    break;
+                }
+                case OP_FLINEAR: run_flinear(op, M, static_cast<const float*>(ptr[op.in0]), ptr[op.out], s); break;
+                default:
+                    run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
+                                rawp);
+            }
+            if (profile && prof)
+                (*prof)[i] += std::chrono::duration<double, std::nano>(clk::now() - t0).count();
+            if (dbg) {
+                const BufSpec& bo = bufs_[op.out];
+                const int rows = bo.pooled ? 1 : N;
+                py::dict e;
+                if (bo.bits) {
+                    py::array_t<uint64_t> a({rows, bo.ld});
+                    std::memcpy(a.mutable_data(), ptr[op.out], sizeof(uint64_t) * rows * bo.ld);
+                    e["bits"] = a;
+                } else {
+                    py::array_t<float> a({rows, bo.cols});
+                    std::memcpy(a.mutable_data(), ptr[op.out], sizeof(float) * rows * bo.cols);
+                    e["float"] = a;
+                }
+                if (rawp) {
+                    py::array_t<int32_t> raw({M, rawc});
+                    std::memcpy(raw.mutable_data(), rawv.data(), sizeof(int32_t) * rawv.size());
+                    e["acc"] = raw;
+                }
+                (*dbg)[py::str(op.name)] = e;
+            }
+        }
+        const BufSpec& ob = bufs_[output_];
+        std::memcpy(out, ptr[output_], sizeof(float) * (ob.pooled ? 1 : N) * ob.cols);
+    }
+
+    static void run_quant(const BufSpec& bi, int M, const float* x, uint64_t* out, int ldo) {
+        const int C = bi.cols;
+        for (int r = 0; r < M; ++r) {
+            uint64_t* o = out + static_cast<size_t>(r) * ldo;
+            const float* xr = x + static_cast<size_t>(r) * C;
+            for (int w = 0; w < ldo; ++w) o[w] = 0;
+            for (int c = 0; c < C; ++c)
+                if (xr[c] >= 0.f) o[c >> 6] |= 1ULL << (c & 63);  // sign(0) = +1
+        }
+    }
+
+    // value -> output, shared by the float layer and the generic binary epilogue
+    static inline void emit(const Op& op, int r, int c, float v, void* outp, int ldo, Scratch& s) {
+        v = std::min(std::max(v, op.lo), op.hi);
+        switch (op.out_mode) {
+            case OUT_F32: static_cast<float*>(outp)[static_cast<size_t>(r) * ldo + c] = v; break;
+            case OUT_BITS:
+                if (v - op.offset >= 0.f) static_cast<uint64_t*>(outp)[static_cast<size_t>(r) * ldo + (c >> 6)] |= 1ULL << (c & 63);
+                break;
+            case OUT_OR:
+                if (v - op.offset >= 0.f) reinterpret_cast<uint64_t*>(s.orm.data())[c >> 6] |= 1ULL << (c & 63);
+                break;
+            case OUT_MAX: s.pool[c] = std::max(s.pool[c], v); break;
+            default: s.pool[c] += v;
+        }
+    }
+
+    static void begin_pool(const Op& op, Scratch& s) {
+        if (op.out_mode == OUT_MAX) s.pool.assign(op.N, -INFINITY);
+        if (op.out_mode == OUT_AVG) s.pool.assign(op.N, 0.f);
+        if (op.out_mode == OUT_OR) s.orm.assign(2 * ((op.N + 63) / 64), 0);
+    }
+
+    static void end_pool(const Op& op, int M, void* outp, Scratch& s) {
+        if (op.out_mode == OUT_MAX || op.out_mode == OUT_AVG) {
+            float* o = static_cast<float*>(outp);
+            const float div = op.out_mode == OUT_AVG ? static_cast<float>(M) : 1.f;
+            for (int c = 0; c < op.N; ++c) o[c] = s.pool[c] / div - op.offset;
+        } else if (op.out_mode == OUT_OR) {
+            std::memcpy(outp, s.orm.data(), sizeof(uint64_t) * ((op.N + 63) / 64));
+        }
+    }
+
+    void run_flinear(const Op& op, int M, const float* x, void* outp, Scratch& s) const {
+        constexpr int RB = 64;
+        s.z.resize(static_cast<size_t>(RB) * op.N);
+        begin_pool(op, s);
+        const int N = op.N, words = (N + 63) / 64;
+        const float* mul = op.mul.data();
+        const float* add = op.add.data();
+        const float lo = op.lo, hi = op.hi, off = op.offset;
+        for (int r0 = 0; r0 < M; r0 += RB) {
+            const int R = std::min(RB, M - r0);
+            fgemm(isa_, x + static_cast<size_t>(r0) * op.K, R, op.K, op.wt.data(), N, s.z.data());
+            for (int r = 0; r < R; ++r) {
+                float* z = s.z.data() + static_cast<size_t>(r) * N;
+                for (int c = 0; c < N; ++c) z[c] = std::min(std::max(mul[c] * z[c] + add[c], lo), hi);  // folded BN + act
+                switch (op.out_mode) {
+                    case OUT_F32:
+                        std::memcpy(static_cast<float*>(outp) + static_cast<size_t>(r0 + r) * N, z, sizeof(float) * N);
+                        break;
+                    case OUT_BITS:
+                    case OUT_OR: {
+                        uint64_t* o = op.out_mode == OUT_BITS
+                                          ? static_cast<uint64_t*>(outp) + static_cast<size_t>(r0 + r) * words
+                                          : reinterpret_cast<uint64_t*>(s.orm.data());
+                        for (int w = 0; w < words; ++w) {
+                            uint64_t m = 0;
+                            const int cend = std::min(64, N - 64 * w);
+                            for (int j = 0; j < cend; ++j) m |= static_cast<uint64_t>(z[64 * w + j] - off >= 0.f) << j;
+                            o[w] |= m;
+                        }
+                        break;
+                    }
+                    case OUT_MAX:
+                        for (int c = 0; c < N; ++c) s.pool[c] = std::max(s.pool[c], z[c]);
+                        break;
+                    default:
+                        for (int c = 0; c < N; ++c) s.pool[c] += z[c];
+                }
+            }
+        }
+        end_pool(op, M, outp, s);
+    }
+
+    // rows [r0, r1) of a binary layer; OR masks go to orm (one uint32 per panel)
+    void blinear_rows(const Op& op, int r0, int r1, const uint64_t* X, int ldx, void* outp, uint32_t* orm,
+                      Scratch& s, int32_t* raw) const {
+        const bool fast = isa_ == ISA_AVX512 && op.int_thr && raw == nullptr;
+        const int ldo32 = 2 * ((op.N + 63) / 64);
+        uint32_t* out32 = static_cast<uint32_t*>(outp);
+        const int ldo = op.out_mode == OUT_BITS ? (op.N + 63) / 64 : op.N;
+        const bool or_mode = op.out_mode == OUT_OR;
+        for (int rt = r0; rt < r1; rt += MR) {
+            const int R = std::min(MR, r1 - rt);
+            const uint64_t* Xt = X + static_cast<size_t>(rt) * ldx;
+            if (op.and_mode)
+                for (int i = 0; i < R; ++i) {
+                    int32_t c = 0;
+                    for (int w = 0; w < op.W; ++w) c += __builtin_popcountll(Xt[static_cast<size_t>(i) * ldx + w]);
+                    s.rowpc[i] = c;
+                }
+            for (int p = 0; p < op.panels; ++p) {
+                const uint64_t* wpp = op.wp.data() + static_cast<size_t>(p) * op.W * NP;
+                if (fast) {
+                    thr_tile_avx512(or_mode, Xt, ldx, R, wpp, op.W, op.P.data() + p * NP, op.flip[p],
+                                    out32 + static_cast<size_t>(rt) * ldo32 + p, ldo32, orm + p);
+                    continue;
+                }
+                pc_tile(isa_, op.and_mode, Xt, ldx, R, wpp, op.W, s.pc.data());
+                const int cmax = std::min(NP, op.N - p * NP);
+                for (int i = 0; i < R; ++i) {
+                    const int r = rt + i;
+                    const uint32_t* pci = s.pc.data() + i * NP;
+                    if (op.int_thr) {
+                        uint32_t m = 0;
+                        for (int j = 0; j < NP; ++j)
+                            m |= static_cast<uint32_t>(static_cast<int64_t>(pci[j]) <= op.P[p * NP + j]) << j;
+                        m ^= op.flip[p];
+                        if (or_mode) orm[p] |= m;
+                        else out32[static_cast<size_t>(r) * ldo32 + p] = m;
+                        if (raw)
+                            for (int j = 0; j < cmax; ++j)
+                                raw[static_cast<size_t>(r) * op.N + p * NP + j] = op.K - 2 * static_cast<int32_t>(pci[j]);
+                        continue;
+                    }
+                    for (int j = 0; j < cmax; ++j) {
+                        const int c = p * NP + j;
+                        float v;
+                        if (op.and_mode) {
+                            v = op.mul[c] * static_cast<float>(pci[j]) + op.rowc[c] * static_cast<float>(s.rowpc[i]) +
+                                op.add[c];
+                            if (raw) {
+                                raw[static_cast<size_t>(r) * 2 * op.N + c] = static_cast<int32_t>(pci[j]);
+                                raw[static_cast<size_t>(r) * 2 * op.N + op.N + c] = s.rowpc[i];
+                            }
+                        } else {
+                            const int32_t dot = op.K - 2 * static_cast<int32_t>(pci[j]);
+                            v = op.mul[c] * static_cast<float>(dot) + op.add[c];
+                            if (raw) raw[static_cast<size_t>(r) * op.N + c] = dot;
+                        }
+                        emit(op, r, c, v, outp, ldo, s);
+                    }
+                }
+            }
+        }
+    }
+
+    void run_blinear(const Op& op, int M, const uint64_t* X, int ldx, void* outp, Scratch& s, int threads,
+                     int32_t* raw) const {
+        s.rowpc.resize(MR);
+        const bool pooled_float = op.out_mode == OUT_MAX || op.out_mode == OUT_AVG;
+        const int ntiles = (M + MR - 1) / MR;
+        if (threads > 1 && ntiles >= 2 * threads && !pooled_float && raw == nullptr && op.int_thr) {
+            // intra-cloud parallelism over row tiles (batch smaller than the thread count)
+            std::vector<uint32_t> orm_all(static_cast<size_t>(threads) * op.panels, 0);
+#pragma omp parallel num_threads(threads)
+            {
+                const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+                const int a = static_cast<int>(static_cast<long>(ntiles) * t / nt) * MR;
+                const int b = std::min(M, static_cast<int>(static_cast<long>(ntiles) * (t + 1) / nt) * MR);
+                Scratch ls;
+                ls.rowpc.resize(MR);
+                if (a < b) blinear_rows(op, a, b, X, ldx, outp, orm_all.data() + static_cast<size_t>(t) * op.panels, ls,
+                                        nullptr);
+            }
+            if (op.out_mode == OUT_OR) {
+                uint32_t* o = static_cast<uint32_t*>(outp);
+                for (int p = 0; p < op.panels; ++p) {
+                    uint32_t m = 0;
+                    for (int t = 0; t < threads; ++t) m |= orm_all[static_cast<size_t>(t) * op.panels + p];
+                    o[p] = m;
+                }
+            }
+            return;
+        }
+        begin_pool(op, s);
+        if (op.int_thr) {
+            std::vector<uint32_t> orm(op.panels + 1, 0);
+            blinear_rows(op, 0, M, X, ldx, outp, orm.data(), s, raw);
+            if (op.out_mode == OUT_OR) std::memcpy(outp, orm.data(), sizeof(uint32_t) * op.panels);
+            return;
+        }
+        blinear_rows(op, 0, M, X, ldx, outp, nullptr, s, raw);
+        end_pool(op, M, outp, s);
+    }
+};
+
+// ---------------------------------------------------------------- standalone kernels (tests, bench)
+avec<uint64_t> pack_panels(const uint64_t* w, int N, int W) {
+    const int panels = (N + NP - 1) / NP;
+    avec<uint64_t> wp(static_cast<size_t>(panels) * NP * W, 0);
+    for (int n = 0; n < N; ++n)
+        for (int k = 0; k < W; ++k) wp[(static_cast<size_t>(n / NP) * W + k) * NP + n % NP] = w[static_cast<size_t>(n) * W + k];
+    return wp;
+}
+
+int parse_isa(const std::string& name) {
+    int isa;
+    if (name == "avx512") isa = ISA_AVX512;
+    else if (name == "avx2") isa = ISA_AVX2;
+    else if (name == "scalar") isa = ISA_SCALAR;
+    else throw std::invalid_argument("unknown ISA '" + name + "' (expected avx512, avx2 or scalar)");
+    if (isa > detect_isa())
+        throw std::invalid_argument(std::string("ISA '") + name + "' is not supported by this CPU (best: " +
+                                    isa_name(detect_isa()) + ")");
+    return isa;
+}
+
+using u64arr = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>;
+
+py::array_t<uint32_t> popcount_gemm(u64arr x, u64arr w, bool and_mode, const std::string& isa_s) {
+    const int isa = parse_isa(isa_s);
+    if (x.ndim() != 2 || w.ndim() != 2 || x.shape(1) != w.shape(1))
+        throw std::invalid_argument("popcount_gemm: x (M, W) and w (N, W) must be 2-D with the same W");
+    const int M = static_cast<int>(x.shape(0)), N = static_cast<int>(w.shape(0)), W = static_cast<int>(x.shape(1));
+    auto wp = pack_panels(w.data(), N, W);
+    py::array_t<uint32_t> out({M, N});
+    uint32_t* o = out.mutable_data();
+    avec<uint32_t> pc(MR * NP);
+    for (int r0 = 0; r0 < M; r0 += MR) {
+        const int R = std::min(MR, M - r0);
+        for (int p = 0; p < (N + NP - 1) / NP; ++p) {
+            pc_tile(isa, and_mode, x.data() + static_cast<size_t>(r0) * W, W, R, wp.data() + static_cast<size_t>(p) * W * NP,
+                    W, pc.data());
+            for (int i = 0; i < R; ++i)
+                for (int j = 0; j < NP && p * NP + j < N; ++j) o[static_cast<size_t>(r0 + i) * N + p * NP + j] = pc[i * NP + j];
+        }
+    }
+    return out;
+}
+
+// Fused threshold kernel: bits(r, n) = (popcount(x_r xor w_n) <= P_n) ^ flip_n, packed.
+py::array_t<uint64_t> threshold_gemm(u64arr x, u64arr w, py::array_t<int64_t, py::array::c_style | py::array::forcecast> P,
+                                     py::array_t<uint8_t, py::array::c_style | py::array::forcecast> flip, bool or_mode,
+                                     const std::string& isa_s) {
+    const int isa = parse_isa(isa_s);
+    if (x.ndim() != 2 || w.ndim() != 2 || x.shape(1) != w.shape(1))
+        throw std::invalid_argument("threshold_gemm: x (M, W) and w (N, W) must be 2-D with the same W");
+    const int M = static_cast<int>(x.shape(0)), N = static_cast<int>(w.shape(0)), W = static_cast<int>(x.shape(1));
+    if (P.size() != N || flip.size() != N) throw std::invalid_argument("threshold_gemm: P and flip need N entries");
+    const int panels = (N + NP - 1) / NP;
+    auto wp = pack_panels(w.data(), N, W);
+    avec<int64_t> Pp(P.data(), P.data() + N);
+    Pp.resize(static_cast<size_t>(panels) * NP, -1);
+    avec<uint32_t> fl(panels, 0);
+    for (int n = 0; n < N; ++n)
+        if (flip.data()[n]) fl[n / NP] |= 1u << (n % NP);
+    const int words = (N + 63) / 64, ldo32 = 2 * words;
+    const int rows = or_mode ? 1 : M;
+    py::array_t<uint64_t> out({rows, words});
+    std::memset(out.mutable_data(), 0, sizeof(uint64_t) * rows * words);
+    uint32_t* o32 = reinterpret_cast<uint32_t*>(out.mutable_data());
+    avec<uint32_t> orm(panels, 0), pc(MR * NP);
+    for (int r0 = 0; r0 < M; r0 += MR) {
+        const int R = std::min(MR, M - r0);
+        for (int p = 0; p < panels; ++p) {
+            const uint64_t* wpp = wp.data() + static_cast<size_t>(p) * W * NP;
+            if (isa == ISA_AVX512) {
+                thr_tile_avx512(or_mode, x.data() + static_cast<size_t>(r0) * W, W, R, wpp, W, Pp.data() + p * NP, fl[p],
+                                o32 + static_cast<size_t>(r0) * ldo32 + p, ldo32, &orm[p]);
+                continue;
+            }
+            pc_tile(isa, false, x.data() + static_cast<size_t>(r0) * W, W, R, wpp, W, pc.data());
+            for (int i = 0; i < R; ++i) {
+                uint32_t m = 0;
+                for (int j = 0; j < NP; ++j) m |= static_cast<uint32_t>(static_cast<int64_t>(pc[i * NP + j]) <= Pp[p * NP + j]) << j;
+                m ^= fl[p];
+                if (or_mode) orm[p] |= m;
+                else o32[static_cast<size_t>(r0 + i) * ldo32 + p] = m;
+            }
+        }
+    }
+    if (or_mode) std::memcpy(o32, orm.data(), sizeof(uint32_t) * panels);
+    return out;
+}
+
+// Kernel microbenchmark: M x K bits times N x K bits, thresholded bits out (a real binary layer's
+// epilogue). Returns the median seconds of one GEMM over `reps` timed blocks.
+double bench_gemm(int M, int N, int K, const std::string& isa_s, int reps, double min_block_s, int threads) {
+    const int isa = parse_isa(isa_s);
+    if (M < 1 || N < 1 || K < 1 || reps < 1) throw std::invalid_argument("bench_gemm: sizes must be positive");
+    const int W = (K + 63) / 64, panels = (N + NP - 1) / NP;
+    std::mt19937_64 rng(1234);
+    avec<uint64_t> x(static_cast<size_t>(M) * W), w(static_cast<size_t>(N) * W);
+    const uint64_t keep = (K % 64) ? ((1ULL << (K % 64)) - 1) : ~0ULL;
+    for (int r = 0; r < M; ++r)
+        for (int k = 0; k < W; ++k) x[static_cast<size_t>(r) * W + k] = rng() & (k == W - 1 ? keep : ~0ULL);
+    for (int r = 0; r < N; ++r)
+        for (int k = 0; k < W; ++k) w[static_cast<size_t>(r) * W + k] = rng() & (k == W - 1 ? keep : ~0ULL);
+    auto wp = pack_panels(w.data(), N, W);
+    avec<int64_t> P(static_cast<size_t>(panels) * NP, K / 2);
+    const int ldo32 = 2 * ((N + 63) / 64);
+    avec<uint32_t> out(static_cast<size_t>(M) * ldo32 + 8);
+    auto once = [&]() {
+#pragma omp parallel num_threads(threads)
+        {
+            avec<uint32_t> pc(MR * NP), orm(panels, 0);
+            const int ntiles = (M + MR - 1) / MR;
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            const int a = ntiles * t / nt, b = ntiles * (t + 1) / nt;
+            for (int tile = a; tile < b; ++tile) {
+                const int r0 = tile * MR, R = std::min(MR, M - r0);
+                for (int p = 0; p < panels; ++p) {
+                    const uint64_t* wpp = wp.data() + static_cast<size_t>(p) * W * NP;
+                    if (isa == ISA_AVX512) {
+                        thr_tile_avx512(false, x.data() + static_cast<size_t>(r0) * W, W, R, wpp, W, P.data() + p * NP, 0,
+                                        out.data() + static_cast<size_t>(r0) * ldo32 + p, ldo32, nullptr);
+                    } else {
+                        pc_tile(isa, false, x.data() + static_cast<size_t>(r0) * W, W, R, wpp, W, pc.data());
+                        for (int i = 0; i < R; ++i) {
+                            uint32_t m = 0;
+                            for (int j = 0; j < NP; ++j) m |= static_cast<uint32_t>(pc[i * NP + j] <= static_cast<uint32_t>(K / 2)) << j;
+                            out[static_cast<size_t>(r0 + i) * ldo32 + p] = m;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    once();
+    int iters = 1;
+    for (;;) {  // calibrate iterations per block
+        auto t0 = clk::now();
+        for (int i = 0; i < iters; ++i) once();
+        const double dt = std::chrono::duration<double>(clk::now() - t0).count();
+        if (dt >= min_block_s || iters > (1 << 24)) break;
+        iters *= 2;
+    }
+    std::vector<double> times;
+    for (int r = 0; r < reps; ++r) {
+        auto t0 = clk::now();
+        for (int i = 0; i < iters; ++i) once();
+        times.push_back(std::chrono::duration<double>(clk::now() - t0).count() / iters);
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_engine, m) {
+    m.doc() = "onebit native 1-bit inference kernels (packed-bit XNOR / AND popcount GEMM, whole-graph executor)";
+    m.def("best_isa", []() { return std::string(isa_name(detect_isa())); }, "Best ISA this CPU supports.");
+    m.def("supported_isas", []() {
+        std::vector<std::string> v;
+        for (int i = 0; i <= detect_isa(); ++i) v.push_back(isa_name(i));
+        return v;
+    });
+    m.def("max_threads", []() { return omp_get_max_threads(); });
+    m.def("popcount_gemm", &popcount_gemm, py::arg("x"), py::arg("w"), py::arg("and_mode") = false,
+          py::arg("isa") = "scalar", "pc[m, n] = popcount(x[m] xor/and w[n]) over packed 64-bit words.");
+    m.def("threshold_gemm", &threshold_gemm, py::arg("x"), py::arg("w"), py::arg("P"), py::arg("flip"),
+          py::arg("or_mode") = false, py::arg("isa") = "scalar",
+          "Packed bits (popcount(x xor w) <= P) ^ flip; or_mode ORs over rows.");
+    m.def("bench_gemm", &bench_gemm, py::arg("M"), py::arg("N"), py::arg("K"), py::arg("isa"), py::arg("reps") = 7,
+          py::arg("min_block_s") = 0.05, py::arg("threads") = 1);
+    py::class_<Engine>(m, "Engine")
+        .def(py::init([](const py::list& bufs, const py::list& ops, int output, const std::string& isa) {
+                 return std::make_unique<Engine>(bufs, ops, output, parse_isa(isa));
+             }),
+             py::arg("buffers"), py::arg("ops"), py::arg("output"), py::arg("isa"))
+        .def("run", &Engine::run, py::arg("x"), py::arg("threads") = 1, py::arg("debug") = false,
+             py::arg("profile") = false)
+        .def("profile", &Engine::profile)
+        .def_property_readonly("in_channels", &Engine::in_channels);
+}

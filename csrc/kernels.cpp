@@ -1,0 +1,279 @@
+// ISA-specific kernels. Only the functions carrying a target attribute use AVX2 / AVX-512
+// encodings; the build itself targets baseline x86-64, and dispatch happens at run time.
+#include "kernels.h"
+
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define ONEBIT_X86 1
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq")))
+#define T256 __attribute__((target("avx2,fma,popcnt")))
+#endif
+
+namespace onebit {
+
+int detect_isa() {
+#if ONEBIT_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vpopcntdq"))
+        return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma"))
+        return ISA_AVX2;
+#endif
+    return ISA_SCALAR;
+}
+
+const char* isa_name(int isa) {
+    switch (isa) {
+        case ISA_AVX512: return "avx512";
+        case ISA_AVX2: return "avx2";
+        default: return "scalar";
+    }
+}
+
+// ---------------------------------------------------------------- portable path
+static inline uint32_t popc64_portable(uint64_t v) {
+    // SWAR popcount: portable C, no popcnt instruction assumed
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return static_cast<uint32_t>((v * 0x0101010101010101ULL) >> 56);
+}
+
+template <bool AND>
+static void pc_tile_scalar(const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W, uint32_t* pc) {
+    for (int r = 0; r < R; ++r) {
+        uint32_t acc[NP] = {0};
+        const uint64_t* x = X + r * ldx;
+        for (int w = 0; w < W; ++w) {
+            const uint64_t a = x[w];
+            const uint64_t* b = wp + static_cast<size_t>(w) * NP;
+            for (int j = 0; j < NP; ++j) acc[j] += popc64_portable(AND ? (a & b[j]) : (a ^ b[j]));
+        }
+        std::memcpy(pc + r * NP, acc, sizeof(acc));
+    }
+}
+
+static inline __attribute__((always_inline)) void fgemm_scalar(const float* x, int R, int K, const float* wt, int N, float* z) {
+    for (int r = 0; r < R; ++r) {
+        float* zr = z + static_cast<size_t>(r) * N;
+        for (int n = 0; n < N; ++n) zr[n] = 0.f;
+        const float* xr = x + static_cast<size_t>(r) * K;
+        for (int k = 0; k < K; ++k) {
+            const float a = xr[k];
+            const float* w = wt + static_cast<size_t>(k) * N;
+            for (int n = 0; n < N; ++n) zr[n] += a * w[n];
+        }
+    }
+}
+
+#if ONEBIT_X86
+// ---------------------------------------------------------------- AVX2 path (vpshufb popcount)
+T256 static inline __m256i popcnt8_avx2(__m256i v, __m256i lut, __m256i low) {
+    __m256i lo = _mm256_and_si256(v, low);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+}
+
+template <bool AND>
+T256 static void pc_tile_avx2(const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W, uint32_t* pc) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    const __m256i zero = _mm256_setzero_si256();
+    for (int r = 0; r < R; r += 2) {
+        const int rows = (R - r) >= 2 ? 2 : 1;
+        const uint64_t* x0 = X + r * ldx;
+        const uint64_t* x1 = X + (r + rows - 1) * ldx;
+        for (int g = 0; g < NP; g += 8) {  // 8 outputs = two ymm of 4 words
+            __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero;
+            for (int w0 = 0; w0 < W; w0 += 31) {  // byte counters hold at most 31 * 8 = 248
+                const int w1 = (w0 + 31 < W) ? w0 + 31 : W;
+                __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
+                for (int w = w0; w < w1; ++w) {
+                    const uint64_t* b = wp + static_cast<size_t>(w) * NP + g;
+                    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+                    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 4));
+                    const __m256i a0 = _mm256_set1_epi64x(static_cast<long long>(x0[w]));
+                    const __m256i a1 = _mm256_set1_epi64x(static_cast<long long>(x1[w]));
+                    if (AND) {
+                        c00 = _mm256_add_epi8(c00, popcnt8_avx2(_mm256_and_si256(a0, b0), lut, low));
+                        c01 = _mm256_add_epi8(c01, popcnt8_avx2(_mm256_and_si256(a0, b1), lut, low));
+                        c10 = _mm256_add_epi8(c10, popcnt8_avx2(_mm256_and_si256(a1, b0), lut, low));
+                        c11 = _mm256_add_epi8(c11, popcnt8_avx2(_mm256_and_si256(a1, b1), lut, low));
+                    } else {
+                        c00 = _mm256_add_epi8(c00, popcnt8_avx2(_mm256_xor_si256(a0, b0), lut, low));
+                        c01 = _mm256_add_epi8(c01, popcnt8_avx2(_mm256_xor_si256(a0, b1), lut, low));
+                        c10 = _mm256_add_epi8(c10, popcnt8_avx2(_mm256_xor_si256(a1, b0), lut, low));
+                        c11 = _mm256_add_epi8(c11, popcnt8_avx2(_mm256_xor_si256(a1, b1), lut, low));
+                    }
+                }
+                // vpsadbw sums the 8 byte counts of each 64-bit lane = one output channel
+                t00 = _mm256_add_epi64(t00, _mm256_sad_epu8(c00, zero));
+                t01 = _mm256_add_epi64(t01, _mm256_sad_epu8(c01, zero));
+                t10 = _mm256_add_epi64(t10, _mm256_sad_epu8(c10, zero));
+                t11 = _mm256_add_epi64(t11, _mm256_sad_epu8(c11, zero));
+            }
+            alignas(32) uint64_t tmp[16];
+            _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), t00);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 4), t01);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8), t10);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 12), t11);
+            for (int j = 0; j < 8; ++j) pc[r * NP + g + j] = static_cast<uint32_t>(tmp[j]);
+            if (rows == 2)
+                for (int j = 0; j < 8; ++j) pc[(r + 1) * NP + g + j] = static_cast<uint32_t>(tmp[8 + j]);
+        }
+    }
+}
+
+T256 static void fgemm_avx2(const float* x, int R, int K, const float* wt, int N, float* z) {
+    fgemm_scalar(x, R, K, wt, N, z);  // same loop, vectorised by the compiler for AVX2+FMA here
+}
+
+// ---------------------------------------------------------------- AVX-512 path (vpopcntq)
+template <int R, bool AND>
+T512 static inline void pc_tile_512(const uint64_t* X, size_t ldx, const uint64_t* wp, int W, uint32_t* pc) {
+    __m512i acc[R][4];
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
+    for (int w = 0; w < W; ++w) {
+        const uint64_t* b = wp + static_cast<size_t>(w) * NP;
+        const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 8);
+        const __m512i b2 = _mm512_loadu_si512(b + 16), b3 = _mm512_loadu_si512(b + 24);
+        for (int i = 0; i < R; ++i) {
+            const __m512i a = _mm512_set1_epi64(static_cast<long long>(X[i * ldx + w]));
+            if (AND) {
+                acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_and_si512(a, b0)));
+                acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_and_si512(a, b1)));
+                acc[i][2] = _mm512_add_epi64(acc[i][2], _mm512_popcnt_epi64(_mm512_and_si512(a, b2)));
+                acc[i][3] = _mm512_add_epi64(acc[i][3], _mm512_popcnt_epi64(_mm512_and_si512(a, b3)));
+            } else {
+                acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(a, b0)));
+                acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(a, b1)));
+                acc[i][2] = _mm512_add_epi64(acc[i][2], _mm512_popcnt_epi64(_mm512_xor_si512(a, b2)));
+                acc[i][3] = _mm512_add_epi64(acc[i][3], _mm512_popcnt_epi64(_mm512_xor_si512(a, b3)));
+            }
+        }
+    }
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < 4; ++j)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + i * NP + 8 * j), _mm512_cvtepi64_epi32(acc[i][j]));
+}
+
+template <bool AND>
+T512 static void pc_tile_avx512(const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W, uint32_t* pc) {
+    switch (R) {
+        case 1: pc_tile_512<1, AND>(X, ldx, wp, W, pc); break;
+        case 2: pc_tile_512<2, AND>(X, ldx, wp, W, pc); break;
+        case 3: pc_tile_512<3, AND>(X, ldx, wp, W, pc); break;
+        case 4: pc_tile_512<4, AND>(X, ldx, wp, W, pc); break;
+        case 5: pc_tile_512<5, AND>(X, ldx, wp, W, pc); break;
+        default: pc_tile_512<6, AND>(X, ldx, wp, W, pc); break;
+    }
+}
+
+// 6x32 register tile (24 zmm accumulators), threshold epilogue on the 64-bit popcounts
+template <int R, bool OR>
+T512 static inline void thr_tile_512(const uint64_t* X, size_t ldx, const uint64_t* wp, int W, const int64_t* P,
+                                     uint32_t flip, uint32_t* out, size_t ldo32, uint32_t* ormask) {
+    __m512i acc[R][4];
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
+    for (int w = 0; w < W; ++w) {
+        const uint64_t* b = wp + static_cast<size_t>(w) * NP;
+        const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 8);
+        const __m512i b2 = _mm512_loadu_si512(b + 16), b3 = _mm512_loadu_si512(b + 24);
+        for (int i = 0; i < R; ++i) {
+            const __m512i a = _mm512_set1_epi64(static_cast<long long>(X[i * ldx + w]));
+            acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(a, b0)));
+            acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(a, b1)));
+            acc[i][2] = _mm512_add_epi64(acc[i][2], _mm512_popcnt_epi64(_mm512_xor_si512(a, b2)));
+            acc[i][3] = _mm512_add_epi64(acc[i][3], _mm512_popcnt_epi64(_mm512_xor_si512(a, b3)));
+        }
+    }
+    const __m512i p0 = _mm512_loadu_si512(P), p1 = _mm512_loadu_si512(P + 8);
+    const __m512i p2 = _mm512_loadu_si512(P + 16), p3 = _mm512_loadu_si512(P + 24);
+    uint32_t orm = 0;
+    for (int i = 0; i < R; ++i) {
+        uint32_t m = static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][0], p0)) |
+                     (static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][1], p1)) << 8) |
+                     (static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][2], p2)) << 16) |
+                     (static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][3], p3)) << 24);
+        m ^= flip;
+        if (OR)
+            orm |= m;
+        else
+            out[i * ldo32] = m;
+    }
+    if (OR) *ormask |= orm;
+}
+
+T512 static void thr_tile_avx512_impl(bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp,
+                                      int W, const int64_t* P, uint32_t flip, uint32_t* out, size_t ldo32,
+                                      uint32_t* ormask) {
+#define ONEBIT_THR_CASE(n)                                                                   \
+    case n:                                                                                  \
+        if (or_mode)                                                                         \
+            thr_tile_512<n, true>(X, ldx, wp, W, P, flip, out, ldo32, ormask);               \
+        else                                                                                 \
+            thr_tile_512<n, false>(X, ldx, wp, W, P, flip, out, ldo32, ormask);              \
+        break;
+    switch (R) {
+        ONEBIT_THR_CASE(1)
+        ONEBIT_THR_CASE(2)
+        ONEBIT_THR_CASE(3)
+        ONEBIT_THR_CASE(4)
+        ONEBIT_THR_CASE(5)
+        default:
+            ONEBIT_THR_CASE(6)
+    }
+#undef ONEBIT_THR_CASE
+}
+
+T512 static void fgemm_avx512(const float* x, int R, int K, const float* wt, int N, float* z) {
+    fgemm_scalar(x, R, K, wt, N, z);  // vectorised by the compiler for AVX-512 here
+}
+#endif  // ONEBIT_X86
+
+void pc_tile(int isa, bool and_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W,
+             uint32_t* pc) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) {
+        if (and_mode) pc_tile_avx512<true>(X, ldx, R, wp, W, pc);
+        else pc_tile_avx512<false>(X, ldx, R, wp, W, pc);
+        return;
+    }
+    if (isa == ISA_AVX2) {
+        if (and_mode) pc_tile_avx2<true>(X, ldx, R, wp, W, pc);
+        else pc_tile_avx2<false>(X, ldx, R, wp, W, pc);
+        return;
+    }
+#endif
+    (void)isa;
+    if (and_mode) pc_tile_scalar<true>(X, ldx, R, wp, W, pc);
+    else pc_tile_scalar<false>(X, ldx, R, wp, W, pc);
+}
+
+void thr_tile_avx512(bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W,
+                     const int64_t* P, uint32_t flip, uint32_t* out, size_t ldo32, uint32_t* ormask) {
+#if ONEBIT_X86
+    thr_tile_avx512_impl(or_mode, X, ldx, R, wp, W, P, flip, out, ldo32, ormask);
+#else
+    (void)or_mode; (void)X; (void)ldx; (void)R; (void)wp; (void)W; (void)P; (void)flip; (void)out;
+    (void)ldo32; (void)ormask;
+#endif
+}
+
+void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) return fgemm_avx512(x, R, K, wt, N, z);
+    if (isa == ISA_AVX2) return fgemm_avx2(x, R, K, wt, N, z);
+#endif
+    (void)isa;
+    fgemm_scalar(x, R, K, wt, N, z);
+}
+
+}  // namespace onebit

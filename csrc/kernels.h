@@ -1,0 +1,38 @@
+// onebit native kernels: packed-bit GEMM (XNOR / AND popcount), float GEMM, epilogues.
+//
+// Layout conventions (see docs/format.md):
+//  * binary activations are points-major rows of 64-bit words; bit j of word w is channel 64w + j,
+//    +1 <-> 1, -1 <-> 0 (sign(0) = +1); padding bits past the channel count are 0.
+//  * binary weights are re-packed at load into panels of NP = 32 output channels:
+//    panel p, word w, lane j -> wp[(p * W + w) * 32 + j] (zero words for padded channels).
+// Little-endian hosts only (the file format is little-endian too).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace onebit {
+
+constexpr int NP = 32;    // output channels per weight panel
+constexpr int MR = 6;     // rows per register tile (AVX-512 path)
+
+enum Isa : int { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+
+// Best ISA this CPU supports (run-time check with __builtin_cpu_supports).
+int detect_isa();
+const char* isa_name(int isa);
+
+// pc[r * 32 + j] = popcount(X[r] op panel lane j) over W words, r < R <= MR; op = XOR or AND.
+void pc_tile(int isa, bool and_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W,
+             uint32_t* pc);
+
+// Fused XNOR tile with integer threshold epilogue: bit(r, j) = (pc <= P[j]) ^ flip_j.
+// or_mode: OR the 32-bit masks of all R rows into *ormask; else write one uint32 per row at
+// out[r * ldo32].  AVX-512 only (the caller checks).
+void thr_tile_avx512(bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W,
+                     const int64_t* P, uint32_t flip, uint32_t* out, size_t ldo32, uint32_t* ormask);
+
+// z[r * N + n] = sum_k x[r * K + k] * wt[k * N + n]   (wt is K x N, i.e. W transposed).
+void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z);
+
+}  // namespace onebit

@@ -1,0 +1,384 @@
+"""Export a (binarized) model to a ``.onebit`` file for ``onebit.runtime`` (docs/format.md).
+
+``export(model, path)`` folds everything that is not a binary product into each layer's
+epilogue: with z the layer's product (XNOR dot k − 2·popcount, or the float GEMM),
+
+    v = clamp(γ/σ · (s·z + bias − μ) + β, act range) [pooled, − δ*]
+
+and where the next layer binarizes v, sign(v) becomes an integer threshold on the dot
+(dot ≥ τ, or dot ≤ τ with the flip bit for a negative slope; BiPointNet/XNOR/BNN scales,
+LSR's α, BN and biases all fold into τ). Max pooling in front of a binary layer becomes an OR of
+the thresholded bits over the points (sign(max z) = OR sign(z)); EMA-max's −δ*(n) is kept as a
+rule and folded into τ by the runtime for the actual point count n. DAB weights
+(W̃ = β + (α−β)·e) with binary inputs run as AND-popcount + one popcount per input row.
+
+Refused, with a message naming the layer: XNOR-Net's dynamic input scale K (per-point mean|x|
+cannot fold into a static threshold), binary inputs with float weights, quantizers without
+``factorize`` (ABC-Net) and input quantizers that are not sign(x).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ExportError", "export", "build_graph"]
+
+
+class ExportError(ValueError):
+    """The model (or one of its layers) cannot be exported; the message names the layer."""
+
+
+class _Val:
+    __slots__ = ("id", "channels", "pooled", "producer", "bit_users", "float_users")
+
+    def __init__(self, vid: int, channels: int, pooled: bool, producer=None):
+        self.id, self.channels, self.pooled, self.producer = vid, channels, pooled, producer
+        self.bit_users = 0
+        self.float_users = 0
+
+
+class _Builder:
+    """Logical graph (float semantics, as in torch) → physical ops of the .onebit graph."""
+
+    def __init__(self, model, in_channels: int):
+        import torch.nn as nn
+
+        self.nn = nn
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.vals: list[_Val] = []
+        self.nodes: list[dict] = []
+        self.input = self._new(in_channels, False)
+
+    def _new(self, channels, pooled, producer=None) -> _Val:
+        v = _Val(len(self.vals), channels, pooled, producer)
+        self.vals.append(v)
+        return v
+
+    def name(self, m) -> str:
+        return self.names.get(id(m), type(m).__name__)
+
+    # ---------------------------------------------------------------- logical graph
+    def linear(self, layer, x: _Val, bn=None, act=None, extra_bias=None) -> _Val:
+        if not isinstance(layer, self.nn.Linear):
+            raise ExportError(f"layer {self.name(layer)!r}: only Linear layers are supported, got "
+                              f"{type(layer).__name__}")
+        if layer.in_features != x.channels:
+            raise ExportError(f"layer {self.name(layer)!r}: expects {layer.in_features} inputs, gets {x.channels}")
+        node = {"kind": "linear", "layer": layer, "input": x, "bn": bn, "act": act, "pool": None,
+                "extra_bias": extra_bias}
+        binary_in = getattr(layer, "input_quantizer", None) is not None
+        if binary_in:
+            x.bit_users += 1
+        else:
+            x.float_users += 1
+        out = self._new(layer.out_features, x.pooled, node)
+        node["output"] = out
+        self.nodes.append(node)
+        return out
+
+    def block(self, blk, x: _Val) -> _Val:
+        bn = blk.bn if not isinstance(blk.bn, self.nn.Identity) else None
+        act = blk.act if not isinstance(blk.act, self.nn.Identity) else None
+        return self.linear(blk.linear, x, bn, act)
+
+    def mlp(self, seq, x: _Val) -> _Val:
+        for blk in seq:
+            x = self.block(blk, x)
+        return x
+
+    def pool(self, module, x: _Val) -> _Val:
+        node = x.producer
+        if node is None or node["kind"] != "linear" or node["pool"] is not None or x.bit_users or x.float_users:
+            raise ExportError(f"pool {self.name(module)!r}: must directly follow a linear layer used only by it")
+        if x.pooled:
+            raise ExportError(f"pool {self.name(module)!r}: input is already pooled")
+        node["pool"] = _pool_kind(module, self.name(module))
+        x.pooled = True  # the pooled value replaces the per-point one (fused)
+        return x
+
+    def bmm(self, x: _Val, mat: _Val) -> _Val:
+        if mat.channels != x.channels * x.channels or not mat.pooled:
+            raise ExportError(f"bmm: a {x.channels}-channel input needs a {x.channels}x{x.channels} transform")
+        x.float_users += 1
+        mat.float_users += 1
+        node = {"kind": "bmm", "input": x, "matrix": mat}
+        out = self._new(x.channels, x.pooled, node)
+        node["output"] = out
+        self.nodes.append(node)
+        return out
+
+    # ---------------------------------------------------------------- lowering
+    def lower(self, output: _Val, model_info: dict) -> tuple[dict, dict]:
+        output.float_users += 1
+        tensors: dict[str, np.ndarray] = {}
+        values: dict[str, dict] = {}
+        ops: list[dict] = []
+
+        def fname(v: _Val) -> str:
+            return "input" if v is self.input else f"v{v.id}"
+
+        def bname(v: _Val) -> str:
+            return f"v{v.id}.bits"
+
+        values["input"] = {"kind": "float", "channels": self.input.channels, "pooled": False}
+        for node in self.nodes:
+            out = node["output"]
+            if node["kind"] == "bmm":
+                values[fname(out)] = {"kind": "float", "channels": out.channels, "pooled": out.pooled}
+                ops.append({"op": "bmm", "name": f"bmm{out.id}", "input": fname(node["input"]),
+                            "matrix": fname(node["matrix"]), "output": fname(out)})
+            else:
+                self._lower_linear(node, tensors, values, ops, fname, bname)
+            if out.bit_users and out.float_users:  # both kinds of consumer: float value + sign op
+                values[bname(out)] = {"kind": "bits", "channels": out.channels, "pooled": out.pooled}
+                ops.append({"op": "sign", "name": f"sign{out.id}", "input": fname(out), "output": bname(out)})
+        graph = {"input": {"name": "input", "channels": self.input.channels, "layout": "points (N, C)"},
+                 "values": values, "ops": ops, "output": fname(output), "model": model_info}
+        return graph, tensors
+
+    def _lower_linear(self, node, tensors, values, ops, fname, bname):
+        import torch
+
+        layer, x, out = node["layer"], node["input"], node["output"]
+        name = self.name(layer)
+        k, n = layer.in_features, layer.out_features
+        iq = getattr(layer, "input_quantizer", None)
+        kq = getattr(layer, "kernel_quantizer", None)
+        op: dict = {"op": "linear", "name": name, "in_features": k, "out_features": n}
+        pref = name
+        with torch.no_grad():
+            bias = layer.bias.detach().double().cpu().numpy() if layer.bias is not None else np.zeros(n)
+            if node["extra_bias"] is not None:
+                bias = bias + node["extra_bias"]
+            a = b = signs = None
+            if kq is not None:
+                try:
+                    signs, a, b = layer.factorize()
+                except NotImplementedError as e:
+                    raise ExportError(f"layer {name!r}: its weight quantizer has no a·signs + b form ({e})") from None
+                signs = signs.reshape(n, k).cpu().numpy()
+                a = a.double().cpu().numpy().reshape(n)
+                b = b.double().cpu().numpy().reshape(n)
+                if not np.isin(signs, (-1.0, 1.0)).all():
+                    raise ExportError(f"layer {name!r}: factorize() returned signs outside {{-1, +1}}")
+            if iq is not None:
+                _check_sign_quantizer(iq, name)
+                if getattr(layer, "xnor_input", False):
+                    raise ExportError(
+                        f"layer {name!r}: XNOR-Net's input scale K (per-point mean|x|) depends on the real-valued "
+                        "input and cannot fold into a static integer threshold; the engine does not run it. "
+                        "Export a model without it (e.g. presets bipointnet, bnn, xnor++, dab-wbin).")
+                if kq is None:
+                    raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form; "
+                                      "binarize the weights too or keep the input float")
+                tensors[pref + ".weight"] = _pack(signs)
+                op["weight"] = pref + ".weight"
+                op["weight_format"] = "bits"
+                if np.all(b == 0):
+                    # s·Q_w(W)·x = a·dot with dot = k − 2·popcount(x xor w)
+                    op["product"] = "xnor"
+                    zs, zc = a, np.zeros(n)
+                    row = None
+                else:
+                    # DAB: W̃·x = 4a·popc(e∧x) + 2(b−a)·popc(x) + a(k − 2|e|) − b·k, e = (signs > 0)
+                    op["product"] = "and"
+                    ne = (signs > 0).sum(1)
+                    zs, row = 4 * a, 2 * (b - a)
+                    zc = a * (k - 2 * ne) - b * k
+            else:
+                op["product"] = "float"
+                if kq is not None:
+                    tensors[pref + ".weight"] = _pack(signs)
+                    tensors[pref + ".wscale"] = a.astype(np.float32)
+                    tensors[pref + ".wshift"] = b.astype(np.float32)
+                    op.update(weight=pref + ".weight", weight_format="bits", wscale=pref + ".wscale",
+                              wshift=pref + ".wshift")
+                else:
+                    w = layer.weight.detach().double()
+                    s = layer.output_scale() if hasattr(layer, "output_scale") else None
+                    if s is not None:
+                        w = w * s.double().reshape(-1, 1)
+                    tensors[pref + ".weight"] = w.cpu().numpy().astype(np.float32)
+                    op.update(weight=pref + ".weight", weight_format="f32")
+                zs, zc, row = np.ones(n), np.zeros(n), None
+            # v = g·(zs·z + row·pcx + zc + bias) + h  with BN folded (g, h)
+            g, h = _bn_affine(node["bn"], n, name)
+            scale = g * zs
+            shift = g * (zc + bias) + h
+            row_scale = g * row if row is not None else None
+        clamp = _act_clamp(node["act"], name)
+        pool = node["pool"]
+        pool_kind, offset = (pool if pool is not None else ("none", {"rule": "none"}))
+        want_bits = out.bit_users > 0 and out.float_users == 0
+        if want_bits and pool_kind == "avg":
+            want_bits = False  # sign(mean) is no OR: emit the float mean, then a sign op
+            out.float_users += 1  # (forces the sign op in lower())
+        if want_bits:
+            op["pool"] = "or" if pool_kind == "max" else "none"
+            oname = bname(out)
+            values[oname] = {"kind": "bits", "channels": n, "pooled": out.pooled}
+        else:
+            op["pool"] = pool_kind
+            oname = fname(out)
+            values[oname] = {"kind": "float", "channels": n, "pooled": out.pooled}
+        op["input"] = bname(x) if op["product"] != "float" else fname(x)
+        op["output"] = oname
+        if want_bits and op["product"] == "xnor" and offset["rule"] != "ema":
+            from onebit.runtime.model import thresholds
+
+            off = float(offset.get("value", 0.0))
+            lo = -np.inf if clamp[0] is None else clamp[0]
+            hi = np.inf if clamp[1] is None else clamp[1]
+            tau, flip = thresholds(scale.astype(np.float32), shift.astype(np.float32), lo, hi, off, k)
+            tensors[pref + ".threshold"] = tau
+            tensors[pref + ".flip"] = flip
+            op.update(threshold=pref + ".threshold", flip=pref + ".flip")
+        else:
+            tensors[pref + ".scale"] = scale.astype(np.float32)
+            tensors[pref + ".bias"] = shift.astype(np.float32)
+            op.update(scale=pref + ".scale", bias=pref + ".bias", clamp=list(clamp), offset=offset)
+            if row_scale is not None:
+                tensors[pref + ".row_scale"] = row_scale.astype(np.float32)
+                op["row_scale"] = pref + ".row_scale"
+        ops.append(op)
+
+
+def _pack(signs: np.ndarray) -> np.ndarray:
+    from onebit.runtime.model import pack_signs
+
+    return pack_signs(signs)
+
+
+def _bn_affine(bn, n: int, name: str):
+    """Eval-mode BatchNorm as y = g·x + h (float64)."""
+    if bn is None:
+        return np.ones(n), np.zeros(n)
+    import torch.nn as nn
+
+    if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
+        raise ExportError(f"layer {name!r}: unsupported normalisation {type(bn).__name__}")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ExportError(f"layer {name!r}: BatchNorm without running statistics cannot be folded")
+    mean = bn.running_mean.detach().double().cpu().numpy()
+    var = bn.running_var.detach().double().cpu().numpy()
+    g = 1.0 / np.sqrt(var + bn.eps)
+    h = -mean * g
+    if bn.affine:
+        w = bn.weight.detach().double().cpu().numpy()
+        bb = bn.bias.detach().double().cpu().numpy()
+        g, h = g * w, h * w + bb
+    return g, h
+
+
+def _act_clamp(act, name: str):
+    import torch.nn as nn
+
+    if act is None:
+        return (None, None)
+    if isinstance(act, nn.ReLU):
+        return (0.0, None)
+    if isinstance(act, nn.Hardtanh):
+        return (float(act.min_val), float(act.max_val))
+    raise ExportError(f"layer {name!r}: activation {type(act).__name__} is not supported (ReLU, Hardtanh)")
+
+
+def _pool_kind(module, name: str):
+    """(kind, offset rule) of a pooling module over the points."""
+    cls = type(module).__name__
+    if getattr(module, "keepdim", False) or getattr(module, "dim", 1) != 1:
+        raise ExportError(f"pool {name!r}: only pooling over dim 1 without keepdim is supported")
+    if cls == "EMAMaxPool":
+        return "max", {"rule": "ema", "offsets": getattr(module, "offsets", "closed")}
+    if cls in ("MaxPool",) or (cls == "_Reduce" and module.kind == "max"):
+        return "max", {"rule": "none"}
+    if cls in ("AvgPool", "EMAAvgPool") or (cls == "_Reduce" and module.kind == "avg"):
+        return "avg", {"rule": "none"}
+    raise ExportError(f"pool {name!r}: unsupported pooling module {cls}")
+
+
+def _check_sign_quantizer(q, name: str) -> None:
+    """The engine's input binarizer is sign(x) (sign(0) = +1): check the quantizer's forward is that."""
+    import torch
+
+    probe = torch.tensor([-2.0, -1.0, -1e-3, 0.0, 1e-3, 0.5, 1.0, 3.0])
+    was = q.training
+    q.eval()
+    with torch.no_grad():
+        y = q(probe)
+    q.train(was)
+    if not torch.equal(y, torch.where(probe >= 0, 1.0, -1.0)):
+        raise ExportError(f"layer {name!r}: input quantizer {getattr(q, 'name', type(q).__name__)!r} is not "
+                          "sign(x) at inference; the engine cannot run it")
+
+
+def build_graph(model) -> tuple[dict, dict]:
+    """(graph, tensors) of a supported model (PointNet family, classification)."""
+    from onebit.models.pointnet import PointNet
+
+    if isinstance(model, PointNet):
+        return _pointnet(model)
+    raise ExportError(f"export: model {type(model).__name__} is not supported yet (supported: PointNet family "
+                      "'pointnet', 'pointnet_vanilla', 'pointnet_deploy', classification)")
+
+
+def _pointnet(model):
+    if model.task != "cls":
+        raise ExportError(f"export: {model.model_name} task {model.task!r} is not supported (classification only)")
+    b = _Builder(model, model.in_channels)
+    x = b.input
+    if model.input_tnet is not None:
+        if model.in_channels != 3:
+            raise ExportError("export: the input T-Net is supported for xyz-only input (in_channels=3)")
+        a = _tnet(b, model.input_tnet, x)
+        x = b.bmm(x, a)
+    local = b.mlp(model.mlp1, x)
+    if model.feature_tnet is not None:
+        a = _tnet(b, model.feature_tnet, local)
+        local = b.bmm(local, a)
+    g = b.pool(model.pool, b.mlp(model.mlp2, local))
+    h = b.mlp(model.head.mlp, g)
+    out = b.linear(model.head.out, h)
+    info = _model_info(model)
+    return b.lower(out, info)
+
+
+def _tnet(b: _Builder, t, x):
+    h = b.pool(t.pool, b.mlp(t.mlp, x))
+    h = b.mlp(t.fc, h)
+    eye = t.identity.detach().double().cpu().numpy().reshape(-1)
+    return b.linear(t.out, h, extra_bias=eye)  # + I folded into the output bias
+
+
+def _model_info(model) -> dict:
+    cfg = getattr(model, "onebit_config", None)
+    try:
+        json.dumps(cfg, allow_nan=False)
+    except (TypeError, ValueError):
+        cfg = None
+    return {"class": type(model).__name__, "config": cfg}
+
+
+def export(model, path) -> dict:
+    """Write ``model`` (eval mode is used) to ``path`` as a ``.onebit`` file.
+
+    Returns a summary: ``{"path", "file_bytes", "ops", "binary_layers", "float_layers"}``.
+    """
+    from onebit.runtime.format import write
+
+    was = model.training
+    model.eval()
+    try:
+        graph, tensors = build_graph(model)
+    finally:
+        model.train(was)
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise ExportError(f"export: directory {path.parent} does not exist")
+    size = write(path, tensors, graph)
+    lin = [op for op in graph["ops"] if op["op"] == "linear"]
+    return {"path": str(path), "file_bytes": size, "ops": len(graph["ops"]),
+            "binary_layers": sum(op["product"] != "float" for op in lin),
+            "float_layers": sum(op["product"] == "float" for op in lin)}

@@ -1,0 +1,210 @@
+"""Vectorised geometric ops on points-major (B, N, C) tensors, pure PyTorch.
+
+These are the reference semantics for the native engine's kNN / FPS / ball query, so every op is
+deterministic and its tie-breaking is specified:
+
+* ``square_distance(a, b)``: d[b, i, j] = Σ_c (a[b, i, c] − b[b, j, c])². For C ≤ 4 (coordinates)
+  it is computed exactly in that form, accumulating the channels in order 0, 1, 2, … in the input
+  dtype; for wider features it uses ‖a‖² − 2a·b + ‖b‖² (one GEMM) clamped at 0.
+* ``farthest_point_sample``: iterative FPS from a given start index; at each step the point with
+  the largest distance to the selected set is taken, ties → lowest index.
+* ``knn``: the k smallest distances per query, ordered by (distance, index): ties → lowest index.
+* ``ball_query``: the first ``nsample`` points in index order with d² < r² (strict, as the
+  PointNet++ CUDA kernel), padded with the first one found; a query with none inside the ball
+  gets its nearest point (lowest index on ties).
+* ``three_interpolate``: PointNet++ feature propagation, weights ∝ 1 / (d² + eps) over the 3
+  nearest sources (by ``knn``), normalised to sum 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "ball_query",
+    "farthest_point_sample",
+    "index_points",
+    "knn",
+    "square_distance",
+    "three_interpolate",
+]
+
+_DIRECT_MAX_CHANNELS = 4
+
+
+def _check(name: str, x: torch.Tensor, what: str, dims: int = 3) -> None:
+    if not torch.is_tensor(x) or x.dim() != dims:
+        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"geometry.{name}: {what} must be a {dims}-D tensor, got {shape}")
+
+
+def square_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared Euclidean distances: (B, N, C), (B, M, C) → (B, N, M).
+
+    C ≤ 4: exact Σ_c (a_c − b_c)² in channel order. C > 4: ‖a‖² − 2 a·bᵀ + ‖b‖², clamped at 0
+    (rounding can make it slightly negative, or non-zero for identical points).
+    """
+    _check("square_distance", a, "a")
+    _check("square_distance", b, "b")
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2]:
+        raise ValueError(
+            f"geometry.square_distance: shapes {tuple(a.shape)} and {tuple(b.shape)} differ in batch or channels"
+        )
+    c = a.shape[2]
+    if c <= _DIRECT_MAX_CHANNELS:
+        d = None
+        for i in range(c):
+            diff = a[:, :, i, None] - b[:, None, :, i]
+            d = diff.square_() if d is None else d.add_(diff.square_())  # no FMA: engine-reproducible
+        if d is None:
+            return a.new_zeros(a.shape[0], a.shape[1], b.shape[1])
+        return d
+    aa = a.square().sum(-1, keepdim=True)
+    bb = b.square().sum(-1).unsqueeze(1)
+    return torch.baddbmm(aa + bb, a, b.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
+
+
+def index_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Gather rows per batch: points (B, N, C), idx (B, *S) int → (B, *S, C) = points[b, idx[b, …]]."""
+    _check("index_points", points, "points")
+    if idx.dim() < 1 or idx.shape[0] != points.shape[0]:
+        raise ValueError(
+            f"geometry.index_points: idx of shape {tuple(idx.shape)} does not match batch {points.shape[0]}"
+        )
+    b, n, c = points.shape
+    idx = idx.long()
+    offset = (torch.arange(b, device=idx.device) * n).view(b, *([1] * (idx.dim() - 1)))
+    flat = points.reshape(b * n, c)
+    return flat[(idx + offset).reshape(-1)].view(*idx.shape, c)
+
+
+def farthest_point_sample(
+    xyz: torch.Tensor,
+    npoint: int,
+    start: int | torch.Tensor = 0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Farthest point sampling: (B, N, C) → indices (B, npoint) int64.
+
+    idx[:, 0] = start (an int, a (B,) tensor, or ``"random"``-like behaviour by passing
+    ``start=None`` with an optional ``generator`` for a seeded uniform start). Then
+    idx[:, t] = argmax_j min_{s<t} d(x_j, x_{idx[:, s]}) with squared distances as in
+    ``square_distance``; ties → lowest j. With npoint > N the argmax picks already selected
+    points (distance 0) once every point is taken, i.e. it repeats the lowest index.
+    """
+    _check("farthest_point_sample", xyz, "xyz")
+    b, n, _ = xyz.shape
+    if n == 0:
+        raise ValueError("geometry.farthest_point_sample: empty point cloud")
+    if npoint < 1:
+        raise ValueError(f"geometry.farthest_point_sample: npoint must be >= 1, got {npoint}")
+    dev = xyz.device
+    if start is None:
+        cur = torch.randint(0, n, (b,), generator=generator, device="cpu").to(dev)
+    elif torch.is_tensor(start):
+        cur = start.to(device=dev, dtype=torch.long).reshape(-1).expand(b).clone()
+    else:
+        cur = torch.full((b,), int(start), dtype=torch.long, device=dev)
+    if int(cur.min()) < 0 or int(cur.max()) >= n:
+        raise ValueError(f"geometry.farthest_point_sample: start index out of range [0, {n})")
+    out = torch.empty(b, npoint, dtype=torch.long, device=dev)
+    mind = torch.full((b, n), float("inf"), dtype=xyz.dtype, device=dev)
+    bidx = torch.arange(b, device=dev)
+    for t in range(npoint):
+        out[:, t] = cur
+        centre = xyz[bidx, cur].unsqueeze(1)  # (B, 1, C)
+        d = None
+        for i in range(xyz.shape[2]):  # exact, channel-ordered as square_distance for C ≤ 4
+            diff = xyz[:, :, i] - centre[:, :, i]
+            d = diff.square_() if d is None else d.add_(diff.square_())  # no FMA: engine-reproducible
+        torch.minimum(mind, d, out=mind)
+        cur = mind.argmax(dim=1)  # first maximal index on ties (documented torch behaviour)
+    return out
+
+
+def knn(query: torch.Tensor, ref: torch.Tensor, k: int, return_dist: bool = False):
+    """k nearest neighbours of each query in ref: (B, N, C), (B, M, C) → idx (B, N, k) int64.
+
+    Ordered by (squared distance, index): exact ties go to the lower index, both in the choice
+    at the k-th boundary and in the order. ``return_dist`` also returns the distances (B, N, k).
+    A query that is also in ``ref`` has itself as its first neighbour (distance 0).
+    """
+    _check("knn", query, "query")
+    _check("knn", ref, "ref")
+    m = ref.shape[1]
+    if not 1 <= k <= m:
+        raise ValueError(f"geometry.knn: k={k} must lie in [1, {m}] (the number of reference points)")
+    d = square_distance(query, ref)
+    if k == m:
+        vals, idx = d, torch.arange(m, device=d.device).expand_as(d)
+    else:
+        # the k+1 smallest (unsorted): the largest of them is the (k+1)-th distance; if the k-th
+        # equals it, the choice at the boundary is a tie that topk resolves arbitrarily, so such
+        # rows are redone with a stable sort (lowest index first)
+        vals, idx = d.topk(k + 1, dim=-1, largest=False, sorted=False)
+        top2, pos = vals.topk(2, dim=-1)
+        tied = top2[..., 0] == top2[..., 1]
+        keep = torch.ones_like(vals, dtype=torch.bool).scatter_(-1, pos[..., :1], False)
+        vals = vals[keep].view(*vals.shape[:-1], k)
+        idx = idx[keep].view(*idx.shape[:-1], k)
+        if bool(tied.any()):
+            sv, si = torch.sort(d[tied], dim=-1, stable=True)
+            vals[tied] = sv[:, :k]
+            idx[tied] = si[:, :k]
+    # canonical order: by index, then stably by distance → (distance, index)
+    idx, perm = idx.sort(dim=-1)
+    vals = vals.gather(-1, perm)
+    vals, perm = vals.sort(dim=-1, stable=True)
+    idx = idx.gather(-1, perm)
+    return (idx, vals) if return_dist else idx
+
+
+def ball_query(radius: float, nsample: int, xyz: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Indices (B, S, nsample) of points of xyz (B, N, C) within ``radius`` of centres (B, S, C).
+
+    The first ``nsample`` points in index order with d² < radius² (strict); fewer → padded with
+    the first one found; none → the nearest point (lowest index on ties) fills the row.
+    """
+    _check("ball_query", xyz, "xyz")
+    _check("ball_query", centres, "centres")
+    if nsample < 1 or radius <= 0:
+        raise ValueError(f"geometry.ball_query: need nsample >= 1 and radius > 0, got {nsample}, {radius}")
+    b, n, _ = xyz.shape
+    d = square_distance(centres, xyz)  # (B, S, N)
+    inside = d < radius * radius
+    ar = torch.arange(n, device=xyz.device, dtype=torch.int32)
+    key = torch.where(inside, ar, n)  # outside → n, sorts after every real index
+    k = min(nsample, n)
+    # the k smallest keys are the first k points inside, in index order once sorted
+    idx = key.topk(k, dim=-1, largest=False, sorted=False).values.sort(dim=-1).values.long()
+    if k < nsample:
+        idx = torch.cat([idx, idx.new_full((*idx.shape[:2], nsample - k), n)], dim=-1)
+    first = idx[..., :1]
+    empty = first == n
+    if bool(empty.any()):
+        nearest = d.argmin(dim=-1, keepdim=True)  # first minimal index
+        first = torch.where(empty, nearest, first)
+    return torch.where(idx == n, first, idx)
+
+
+def three_interpolate(
+    xyz: torch.Tensor, src_xyz: torch.Tensor, src_feats: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    """PointNet++ feature propagation: features at xyz (B, N, C) from src (B, S, C), (B, S, D) → (B, N, D).
+
+    f(x) = Σ_{i ∈ 3-NN(x)} w_i f_i with w_i = (1 / (d_i² + eps)) / Σ_j 1 / (d_j² + eps); fewer
+    than 3 sources use all of them (one source is copied to every point).
+    """
+    _check("three_interpolate", src_feats, "src_feats")
+    if src_feats.shape[:2] != src_xyz.shape[:2]:
+        raise ValueError(
+            f"geometry.three_interpolate: src_xyz {tuple(src_xyz.shape)} and src_feats "
+            f"{tuple(src_feats.shape)} disagree"
+        )
+    s = src_xyz.shape[1]
+    if s == 1:
+        return src_feats.expand(-1, xyz.shape[1], -1)
+    idx, d = knn(xyz, src_xyz, min(3, s), return_dist=True)
+    w = 1.0 / (d + eps)
+    w = w / w.sum(-1, keepdim=True)
+    return (index_points(src_feats, idx) * w.unsqueeze(-1)).sum(dim=2)

@@ -1,0 +1,95 @@
+"""Layer-wise Scale Recovery (BiPointNet, Qin et al. ICLR 2021, Sec. 3.3.2).
+
+One learnable scalar α per binary layer multiplies the binary product:
+
+    forward  Z = α (B_a ⊙ B_w)            (Eq. 10)
+    backward g_α = Σ g_Z ⊙ (B_a ⊙ B_w)   (autograd computes exactly this)
+
+and α is initialised from data (Eq. 9): α₀ = σ(A ⊙ W) / σ(B_a ⊙ B_w), the standard deviation of
+the real-valued layer output over that of the binary output, on the first training batch.
+
+Here α is a Parameter from construction (so an optimizer built afterwards holds it); the layer
+copies α₀ into it in place, under no_grad, on its first forward in training mode. The buffer
+``initialized`` records that this happened and is saved in the state_dict, so resuming from a
+checkpoint never re-initialises. Under torch.distributed α₀ is averaged over ranks so that every
+replica starts from the same value.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["LSRScale"]
+
+
+class LSRScale(nn.Module):
+    """Learnable layer-wise scale α (BiPointNet LSR); ``forward(z) = α·z``.
+
+    ``center_weights=True`` reproduces the official code, which binarizes W − mean(W) (one global
+    mean per layer) instead of W; the paper (default False) has no centring. The owning layer
+    applies it through :meth:`prepare_weight`.
+    """
+
+    def __init__(self, center_weights: bool = False) -> None:
+        super().__init__()
+        self.center_weights = bool(center_weights)
+        self.alpha = nn.Parameter(torch.ones(()))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def prepare_weight(self, w: torch.Tensor) -> torch.Tensor:
+        """W, or W − mean(W) with ``center_weights`` (gradient flows through the centring)."""
+        return w - w.mean() if self.center_weights else w
+
+    @property
+    def is_initialized(self) -> bool:
+        return bool(self.initialized)
+
+    @torch.no_grad()
+    def initialize_(self, real_out: torch.Tensor, binary_out: torch.Tensor, weight: torch.Tensor | None = None,
+                    binary_weight: torch.Tensor | None = None) -> float:
+        """Set α ← σ(real_out) / σ(binary_out) (Eq. 9) in place and mark as initialised.
+
+        Degenerate batches (zero or non-finite std, e.g. an all-zero input) fall back to the
+        weights' ratio σ(W) / σ(B_w) when given (as the official code does), else to 1.
+        """
+        a0 = _std_ratio(real_out, binary_out)
+        if a0 is None and weight is not None and binary_weight is not None:
+            a0 = _std_ratio(weight, binary_weight)
+        value = torch.tensor(1.0 if a0 is None else a0, dtype=self.alpha.dtype, device=self.alpha.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(value)
+            value /= torch.distributed.get_world_size()
+        self.alpha.copy_(value)
+        self.initialized.fill_(True)
+        return float(value)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.alpha.to(z.dtype) * z
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # A float (or pre-LSR) state_dict has neither key: leave α uninitialised so the first
+        # training batch sets it, instead of failing a strict load.
+        keys = (prefix + "alpha", prefix + "initialized")
+        absent = [k for k in keys if k not in state_dict]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        if len(absent) == 2:
+            for k in keys:
+                if k in missing_keys:
+                    missing_keys.remove(k)
+
+    def extra_repr(self) -> str:
+        state = f"alpha={float(self.alpha.detach()):.4g}" if self.is_initialized else "alpha=<init on first training batch>"
+        return state + (", center_weights=True" if self.center_weights else "")
+
+
+def _std_ratio(num: torch.Tensor, den: torch.Tensor) -> float | None:
+    if num.numel() < 2 or den.numel() < 2:
+        return None
+    s_num = float(num.detach().double().std())
+    s_den = float(den.detach().double().std())
+    if not (s_num > 0 and s_den > 0) or not (abs(s_num) < float("inf") and abs(s_den) < float("inf")):
+        return None
+    return s_num / s_den

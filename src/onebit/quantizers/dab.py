@@ -1,0 +1,278 @@
+"""DAB-Net (Prabhu et al., WACV 2018): the distribution-aware two-level binarizer.
+
+Per output filter w ∈ R^n (dims 1.. flattened), W̃ = α·e + β·(1 − e) with the e, α, β minimising
+‖w − W̃‖² exactly (paper Theorem 2 / Algorithm 1):
+  α = wᵀe/K, β = wᵀ(1−e)/(n−K) (signed group means), and ‖w − W̃‖² = ‖w‖² − S with
+  S = (wᵀe)²/K + (wᵀ(1−e))²/(n−K).
+For a given K the best e is the top-K or the bottom-K set, and "top-K" is the same partition as
+"bottom-(n−K)"; so one ascending sort with every split point i = 1..n−1 (lower group = the i
+smallest) covers both of Algorithm 1's sort orders. S is evaluated, with prefix sums P_i in float64,
+in the cancellation-free form S − T²/n = i(n−i)/n · (mean_hi − mean_lo)². A split between equal
+values is never optimal (moving a tied value to one side strictly lowers the error), so such
+splits are skipped: the upper group is then exactly {w ≥ threshold}.
+
+Conventions (see docs/quantizers.md): α is the UPPER level (α ≥ β) and K = |{α entries}|, so
+signs = 2e − 1 agree with sign(w) on centred filters. (The paper's "α is the level of larger
+magnitude" is only a naming choice; W̃ is the same.) A filter with < 2 distinct values (n = 1,
+constant, all zero) has ONE level: K = n, α = β = mean(w) (0 for an all-zero filter).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .base import Quantizer, _per_channel, check_finite, register_quantizer
+
+__all__ = ["DABFit", "dab_fit", "dab_fit_official", "dab_stats", "DAB", "DABAct", "center_and_clamp_"]
+
+BACKWARDS = ("thm3", "thm3_literal", "jacobian", "ste", "official")
+
+
+class DABFit(NamedTuple):
+    """Per-row two-level fit: ``mask`` (R, n) bool, True on the α (upper) group; ``alpha``, ``beta``
+    (R,) in the input dtype; ``k`` (R,) int64 = |α group|."""
+
+    mask: torch.Tensor
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    k: torch.Tensor
+
+
+def _sort_rows(w2: torch.Tensor) -> torch.Tensor:
+    """Ascending sort of each row. On CPU float32/float64 NumPy's SIMD sort is used: it is an order
+    of magnitude faster than torch.sort on CPU (see docs/results/dab_overhead.md)."""
+    if w2.device.type == "cpu" and w2.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.sort(w2.contiguous().numpy(), axis=1))
+    return torch.sort(w2, dim=1).values
+
+
+@torch.no_grad()
+def dab_fit(w2: torch.Tensor, layer_name: str | None = None, who: str = "dab") -> DABFit:
+    """Exact least-squares two-level fit of every row of ``w2`` (R, n); O(n log n) per row, vectorised.
+
+    Raises ValueError (naming ``layer_name``) if a row holds NaN or inf.
+    """
+    if w2.dim() != 2 or w2.shape[1] == 0:
+        raise ValueError(f"{who}: expected a non-empty 2-D (rows, n) tensor, got shape {tuple(w2.shape)}")
+    r, n = w2.shape
+    s = _sort_rows(w2.detach())
+    # NaN sorts last and ±inf sort to the ends, so the row extremes tell whether a row is finite
+    if not bool(torch.isfinite(s[:, 0]).all() and torch.isfinite(s[:, -1]).all()):
+        check_finite(w2, who, layer_name)
+    p = s.cumsum(1, dtype=torch.float64)
+    total = p[:, -1]
+    if n > 1:
+        # score_i − T²/n = c_i·(mean_hi − mean_lo)², c_i = i(n−i)/n; mean_hi − mean_lo = T/(n−i) − P_i·n/(i(n−i))
+        # is >= 0 on sorted rows, so its product with √c_i is maximised directly: z_i = T·a_i − P_i·b_i
+        i = torch.arange(1, n, dtype=torch.float64, device=w2.device)
+        sqrt_c = torch.sqrt(i * (n - i) / n)
+        z = torch.outer(total, sqrt_c / (n - i))
+        z.addcmul_(p[:, :-1], sqrt_c * n / (i * (n - i)), value=-1.0)
+        tie = s[:, 1:] == s[:, :-1]  # a split between equal values is never optimal (module docstring)
+        z.masked_fill_(tie, -torch.inf)
+        j = z.argmax(1)  # first maximum: lower group = the j+1 smallest values
+        two = ~tie.all(1)
+    else:
+        j = torch.zeros(r, dtype=torch.long, device=w2.device)
+        two = torch.zeros(r, dtype=torch.bool, device=w2.device)
+    n_lo = j + 1
+    lo_sum = p.gather(1, j.unsqueeze(1)).squeeze(1)
+    k = torch.where(two, n - n_lo, torch.full_like(n_lo, n))
+    mean_all = total / n
+    alpha = torch.where(two, (total - lo_sum) / (n - n_lo).clamp_min(1), mean_all)
+    beta = torch.where(two, lo_sum / n_lo, mean_all)
+    thr = s.gather(1, n_lo.clamp_max(n - 1).unsqueeze(1))
+    thr = torch.where(two.unsqueeze(1), thr, torch.full_like(thr, -torch.inf))
+    mask = w2 >= thr
+    return DABFit(mask, alpha.to(w2.dtype), beta.to(w2.dtype), k)
+
+
+@torch.no_grad()
+def dab_fit_official(w2: torch.Tensor) -> DABFit:
+    """The official code's K/α/β (notes §a2), reproduced for compatibility only:
+    scores P_j²/(j+1) + (T − P_j)²/(n − j) (off-by-one denominator) for a descending and an
+    ascending sort, first argmax of each, the order chosen by comparing INDICES (j_D >= j_A ->
+    descending), strict threshold U = {w > thr}, levels α = mean|w| over U and β = −mean|w| over
+    the rest, |U| counted as the non-zero entries of w on U. An empty U gives the whole filter β
+    (α is then reported equal to β). ``k`` is that non-zero count."""
+    r, n = w2.shape
+    j = torch.arange(n, dtype=w2.dtype, device=w2.device)
+    total = w2.sum(1, keepdim=True)
+
+    def first_argmax(sorted_rows):
+        p = sorted_rows.cumsum(1)
+        score = p * p / (j + 1) + (total - p) ** 2 / (n - j)
+        return score.argmax(1)
+
+    d = torch.sort(w2, dim=1, descending=True).values
+    a = torch.sort(w2, dim=1).values
+    jd, ja = first_argmax(d), first_argmax(a)
+    thr = torch.where(jd >= ja, d.gather(1, jd.unsqueeze(1)).squeeze(1), a.gather(1, ja.unsqueeze(1)).squeeze(1))
+    u = w2 > thr.unsqueeze(1)
+    cnt = ((w2 * u) != 0).sum(1)
+    absw = w2.abs()
+    beta = -(absw * ~u).sum(1) / (n - cnt).clamp_min(1)
+    alpha = torch.where(cnt > 0, (absw * u).sum(1) / cnt.clamp_min(1), beta)
+    return DABFit(u, alpha, beta, cnt)
+
+
+class _DABFn(torch.autograd.Function):
+    """Forward: where(mask, α, β). Backward: one of ``BACKWARDS`` (see DAB's docstring)."""
+
+    @staticmethod
+    def forward(ctx, w2, fit_mask, alpha, beta, k, backward, c_in):
+        ctx.save_for_backward(w2, fit_mask, alpha, beta, k)
+        ctx.backward_mode, ctx.c_in = backward, c_in
+        return torch.where(fit_mask, alpha.unsqueeze(1), beta.unsqueeze(1))
+
+    @staticmethod
+    def backward(ctx, g):
+        w2, mask, alpha, beta, k = ctx.saved_tensors
+        mode = ctx.backward_mode
+        n = w2.shape[1]
+        kf = k.to(g.dtype).unsqueeze(1)
+        n_lo = (n - kf).clamp_min(1)  # only used on lower-group entries, which exist iff n - K >= 1
+        kf = kf.clamp_min(1)
+        if mode == "ste":
+            return g * (w2.abs() <= 1).to(g.dtype), None, None, None, None, None, None
+        if mode == "jacobian":
+            g_hi = (g * mask).sum(1, keepdim=True) / kf
+            g_lo = (g * ~mask).sum(1, keepdim=True) / n_lo
+            return torch.where(mask, g_hi, g_lo), None, None, None, None, None, None
+        absw = w2.abs()
+        if mode == "official":
+            ste = (absw < 1).to(g.dtype)
+            m_hi = alpha.unsqueeze(1).abs() * ste + 1.0 / kf
+            m_lo = beta.unsqueeze(1).abs() * ste + 1.0 / n_lo
+            factor = 1.0 - 1.0 / ctx.c_in
+            return g * torch.where(mask, m_hi, m_lo) * factor, None, None, None, None, None, None
+        # Theorem 3: G = e/K + (‖T_k‖₁/K)·1(|w|<=1)·e + s_lo/(n−K)·(1−e) + (‖W−T_k‖₁/(n−K))·1(|w|<=1)·(1−e)
+        ste = (absw <= 1).to(g.dtype)
+        l1_hi = (absw * mask).sum(1, keepdim=True) / kf
+        l1_lo = (absw * ~mask).sum(1, keepdim=True) / n_lo
+        lo_first = torch.where(w2 < 0, -1.0, 1.0).to(g.dtype) if mode == "thm3_literal" else 1.0
+        m_hi = 1.0 / kf + l1_hi * ste
+        m_lo = lo_first / n_lo + l1_lo * ste
+        return g * torch.where(mask, m_hi, m_lo), None, None, None, None, None, None
+
+
+@register_quantizer("dab")
+class DAB(Quantizer):
+    """DAB-Net weight binarizer: exact optimal two-level W̃ = α·e + β·(1 − e) per output filter.
+
+    backward:
+      "thm3" (default): the paper's Theorem 3 read as a diagonal multiplier,
+          α group: 1/K + (‖T_k‖₁/K)·1(|w| <= 1);  β group: +1/(n−K) + (‖W−T_k‖₁/(n−K))·1(|w| <= 1)
+          (STE read as the indicator; the lower-group mean term taken as +1/(n−K), the exact
+          Jacobian's diagonal for a signed-mean β).
+      "thm3_literal": the same with sign(w)/(n−K) as the lower-group mean term (the literal text).
+      "jacobian": exact Jacobian with the mask fixed: each entry gets the mean of g over its group.
+      "ste": g·1(|w| <= 1).
+      "official": the official code's multiplier (1 − 1/C)·[α·1(|w|<1) + 1/|U| ; |β|·1(|w|<1) + 1/(n−|U|)].
+    variant: "paper" (default, exact) or "official" (the official code's forward quirks, notes §a2;
+    its default backward is then "official").
+    Non-finite weights raise ValueError naming ``layer_name``.
+    """
+
+    kind = "weight"
+    name = "dab"
+
+    def __init__(self, backward: str | None = None, variant: str = "paper", layer_name: str | None = None):
+        super().__init__()
+        if variant not in ("paper", "official"):
+            raise ValueError(f"dab: variant must be 'paper' or 'official', got {variant!r}")
+        backward = backward or ("official" if variant == "official" else "thm3")
+        if backward not in BACKWARDS:
+            raise ValueError(f"dab: backward must be one of {BACKWARDS}, got {backward!r}")
+        self.variant, self.backward = variant, backward
+        self.layer_name = layer_name
+
+    def fit(self, w: torch.Tensor) -> DABFit:
+        """The per-filter fit (mask reshaped to (C_out, n))."""
+        w2 = w.detach().reshape(w.shape[0], -1)
+        if self.variant == "official":
+            check_finite(w2, self.name, self.layer_name)
+            return dab_fit_official(w2)
+        return dab_fit(w2, self.layer_name, self.name)
+
+    def forward(self, w):
+        f = self.fit(w)
+        c_in = w.shape[1] if w.dim() > 1 else 1
+        out = _DABFn.apply(w.reshape(w.shape[0], -1), f.mask, f.alpha, f.beta, f.k, self.backward, c_in)
+        return out.reshape(w.shape)
+
+    @torch.no_grad()
+    def factorize(self, w):
+        """signs = 2e − 1, a = (α − β)/2, b = (α + β)/2, so that forward(w) == a·signs + b."""
+        f = self.fit(w)
+        signs = torch.where(f.mask, 1.0, -1.0).to(w.dtype).reshape(w.shape)
+        return signs, (f.alpha - f.beta) / 2, (f.alpha + f.beta) / 2
+
+    def extra_repr(self):
+        return super().extra_repr() + f", variant={self.variant!r}, backward={self.backward!r}"
+
+
+@torch.no_grad()
+def dab_stats(w: torch.Tensor, variant: str = "paper") -> dict[str, torch.Tensor]:
+    """Per-filter DAB statistics of a weight (C_out, ...): K (int64), alpha, beta, n, sse."""
+    q = DAB(variant=variant)
+    f = q.fit(w)
+    w2 = w.detach().reshape(w.shape[0], -1)
+    approx = torch.where(f.mask, f.alpha.unsqueeze(1), f.beta.unsqueeze(1))
+    return {"K": f.k, "alpha": f.alpha, "beta": f.beta,
+            "n": torch.full_like(f.k, w2.shape[1]), "sse": ((w2 - approx) ** 2).sum(1)}
+
+
+class _ClipSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, out):
+        ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x.abs() <= 1).to(g.dtype), None
+
+
+@register_quantizer("dab_act")
+class DABAct(Quantizer):
+    """DAB two-level binarizer for activations: the exact optimal α/β fit per sample over all
+    non-batch dims (per="sample", default) or per row of the last dim (per="row", i.e. per point
+    for (B, N, C) inputs). Backward: straight-through g·1(|x| <= 1) (α, β treated as constants)."""
+
+    kind = "activation"
+    name = "dab_act"
+
+    def __init__(self, per: str = "sample", layer_name: str | None = None):
+        super().__init__()
+        if per not in ("sample", "row"):
+            raise ValueError(f"dab_act: per must be 'sample' or 'row', got {per!r}")
+        self.per = per
+        self.layer_name = layer_name
+
+    def forward(self, x):
+        x2 = x.detach().reshape(x.shape[0], -1) if self.per == "sample" else x.detach().reshape(-1, x.shape[-1])
+        f = dab_fit(x2, self.layer_name, self.name)
+        out = torch.where(f.mask, f.alpha.unsqueeze(1), f.beta.unsqueeze(1)).reshape(x.shape)
+        return _ClipSTE.apply(x, out)
+
+
+@torch.no_grad()
+def center_and_clamp_(weight: torch.Tensor, mode: str = "filter", bound: float = 1.0) -> torch.Tensor:
+    """DAB-Net Algorithm 2 preprocessing of LATENT weights, in place: mean-centre, then clamp to
+    [−bound, bound]. mode="filter": subtract each output filter's mean (the paper);
+    mode="channel": subtract the mean over the input-channel axis, dim 1 (the official code).
+    Called by the trainer after each optimizer step when the spec enables ``dab_preprocess``."""
+    if mode == "filter":
+        weight.sub_(_per_channel(weight.reshape(weight.shape[0], -1).mean(1), weight))
+    elif mode == "channel":
+        if weight.dim() < 2:
+            raise ValueError(f"center_and_clamp_: mode='channel' needs a weight with >= 2 dims, "
+                             f"got shape {tuple(weight.shape)}")
+        weight.sub_(weight.mean(1, keepdim=True))
+    else:
+        raise ValueError(f"center_and_clamp_: mode must be 'filter' or 'channel', got {mode!r}")
+    return weight.clamp_(-bound, bound)

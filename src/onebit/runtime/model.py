@@ -1,0 +1,394 @@
+"""Load a ``.onebit`` file, validate its graph and run it with the native engine (no torch).
+
+The graph (docs/format.md) is a list of ops over named values; :class:`Model` checks every op
+against the tensors once, builds the execution plan (buffers + op records with pre-packed
+weights and integer thresholds) and hands it to ``_engine.Engine``, which runs the whole
+forward pass in one native call per batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+
+from .format import FormatError, read
+
+# ops of the engine (csrc/engine.cpp)
+_OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3}
+_OUT = {"f32": 0, "bits": 1, "or": 2, "max": 3, "avg": 4}
+OP_TYPES = ("linear", "sign", "bmm")
+PRODUCTS = ("float", "xnor", "and")
+POOLS = ("none", "max", "avg", "or")
+ISAS = ("avx512", "avx2", "scalar")
+
+# BiPointNet official EMA-max offsets (Monte-Carlo, per point count); mirrors onebit.nn.pool
+OFFICIAL_EMA_OFFSETS = {20: 1.8268, 64: 2.2983, 258: 2.7829, 1024: 3.2041, 2048: 3.4025, 4096: 3.5836}
+
+
+def ema_offset(n: int) -> float:
+    """δ*(n) = Φ⁻¹(0.5^(1/n)) (BiPointNet EMA-max), via the upper tail for precision at large n."""
+    upper = -math.expm1(math.log(0.5) / n)
+    return -NormalDist().inv_cdf(upper)
+
+
+def thresholds(scale, bias, lo, hi, offset, k: int):
+    """Integer threshold τ and flip bit per channel for bit = [clamp(s·dot + c, lo, hi) − offset ≥ 0].
+
+    ``dot`` ∈ {−k, −k+2, …, k} is the XNOR product of k ±1 inputs. Every candidate is evaluated in
+    float32 (the engine's float epilogue does the same arithmetic), and the set where the bit is 1 is
+    written as dot ≥ τ (flip 0) or dot ≤ τ (flip 1); τ = −k (always 1) or k + 1 (never) encode
+    constant channels (e.g. sign(ReLU(z)) = +1). Raises ValueError if a channel is not monotone.
+    """
+    s = np.asarray(scale, np.float32)[:, None]
+    c = np.asarray(bias, np.float32)[:, None]
+    dots = np.arange(-k, k + 1, 2, dtype=np.float32)[None, :]
+    v = s * dots + c
+    v = np.minimum(np.maximum(v, np.float32(lo)), np.float32(hi)) - np.float32(offset)
+    on = v >= 0
+    n = on.shape[0]
+    tau = np.empty(n, np.int64)
+    flip = np.zeros(n, np.uint8)
+    d = np.arange(-k, k + 1, 2)
+    for i in range(n):
+        row = on[i]
+        if row.all():
+            tau[i] = -k
+        elif not row.any():
+            tau[i] = k + 1
+        else:
+            first, last = int(np.argmax(row)), len(row) - 1 - int(np.argmax(row[::-1]))
+            if not row[first:last + 1].all():
+                raise ValueError(f"channel {i}: the binarized output is not monotone in the binary product")
+            if last == len(row) - 1:
+                tau[i] = d[first]
+            elif first == 0:
+                tau[i], flip[i] = d[last], 1
+            else:
+                raise ValueError(f"channel {i}: the binarized output is not monotone in the binary product")
+    return tau.astype(np.int32), flip
+
+
+def popcount_bounds(tau, flip, k: int):
+    """Engine form of a threshold: bit = (popcount(x xor w) ≤ P) xor flip, with dot = k − 2·popcount."""
+    tau = np.asarray(tau, np.int64)
+    flip = np.asarray(flip, np.uint8)
+    p_up = np.floor_divide(k - tau, 2)             # dot ≥ τ ⇔ pc ≤ ⌊(k−τ)/2⌋
+    p_dn = -np.floor_divide(-(k - tau), 2) - 1      # dot ≤ τ ⇔ ¬(pc ≤ ⌈(k−τ)/2⌉ − 1)
+    p = np.where(flip.astype(bool), p_dn, p_up)
+    return np.clip(p, -1, k).astype(np.int64), flip
+
+
+def unpack_signs(bits: np.ndarray, k: int) -> np.ndarray:
+    """(N, W) uint64 packed rows → (N, k) float32 ±1 (bit 1 ↔ +1)."""
+    b = np.unpackbits(np.ascontiguousarray(bits).view(np.uint8), axis=1, bitorder="little")[:, :k]
+    return b.astype(np.float32) * 2 - 1
+
+
+def pack_signs(x: np.ndarray) -> np.ndarray:
+    """(R, k) array → (R, ⌈k/64⌉) uint64 with bit = (x ≥ 0) (sign(0) = +1); padding bits 0."""
+    x = np.asarray(x)
+    r, k = x.shape
+    w = (k + 63) // 64
+    b = np.zeros((r, w * 64), np.uint8)
+    b[:, :k] = x >= 0
+    return np.packbits(b, axis=1, bitorder="little").view("<u8").reshape(r, w)
+
+
+def _engine():
+    try:
+        from . import _engine as eng
+    except ImportError as e:  # pragma: no cover - only on a broken install
+        raise ImportError("onebit.runtime._engine (the native kernels) is not built: reinstall onebit "
+                          f"(pip install -e .): {e}") from None
+    return eng
+
+
+def resolve_isa(isa: str | None) -> str:
+    """ISA to use: ``isa``, else $ONEBIT_ISA, else the best this CPU supports."""
+    eng = _engine()
+    name = isa or os.environ.get("ONEBIT_ISA") or eng.best_isa()
+    name = name.strip().lower()
+    if name not in ISAS:
+        raise ValueError(f"unknown ISA {name!r} (ONEBIT_ISA / isa=): expected one of {list(ISAS)}")
+    if name not in eng.supported_isas():
+        raise ValueError(f"ISA {name!r} is not supported by this CPU (supported: {eng.supported_isas()})")
+    return name
+
+
+class Model:
+    """An exported model ready to run: ``run(points) -> logits`` (NumPy in, NumPy out)."""
+
+    def __init__(self, path, isa: str | None = None):
+        self.path = Path(path)
+        self.file_bytes = self.path.stat().st_size if self.path.exists() else 0
+        self.tensors, self.graph = read(self.path)
+        self.isa = resolve_isa(isa)
+        self._check_graph()
+        self._engines: dict[int, object] = {}
+
+    # ------------------------------------------------------------------ validation
+    def _bad(self, msg: str) -> FormatError:
+        return FormatError(f"{self.path}: {msg}")
+
+    def _tensor(self, op: dict, key: str, dtype: str, shape: tuple) -> np.ndarray:
+        name = op.get(key)
+        if not isinstance(name, str) or name not in self.tensors:
+            raise self._bad(f"op {op.get('name')!r}: tensor {key}={name!r} is missing")
+        t = self.tensors[name]
+        if t.dtype != np.dtype(dtype) or tuple(t.shape) != tuple(shape):
+            raise self._bad(f"op {op.get('name')!r}: tensor {name!r} is {t.dtype}{list(t.shape)}, expected "
+                            f"{np.dtype(dtype)}{list(shape)}")
+        return t
+
+    def _check_graph(self) -> None:
+        g = self.graph
+        inp = g.get("input")
+        if not isinstance(inp, dict) or type(inp.get("channels")) is not int or not 1 <= inp["channels"] <= 1 << 16:
+            raise self._bad("graph.input must give the number of input channels")
+        if not isinstance(inp.get("name"), str):
+            raise self._bad("graph.input needs a name")
+        values = g.get("values")
+        ops = g.get("ops")
+        if not isinstance(values, dict) or not isinstance(ops, list) or not ops:
+            raise self._bad("graph needs 'values' (object) and a non-empty 'ops' list")
+        for name, v in values.items():
+            if (not isinstance(v, dict) or v.get("kind") not in ("float", "bits") or type(v.get("channels")) is not int
+                    or not 1 <= v["channels"] <= 1 << 24 or type(v.get("pooled")) is not bool):
+                raise self._bad(f"value {name!r}: needs kind (float/bits), channels (int) and pooled (bool)")
+        if inp["name"] not in values or values[inp["name"]] != {"kind": "float", "channels": inp["channels"],
+                                                                 "pooled": False}:
+            raise self._bad("graph.input must be a float per-point value")
+        defined = {inp["name"]}
+        self.ops = []
+        for i, op in enumerate(ops):
+            if not isinstance(op, dict) or op.get("op") not in OP_TYPES or not isinstance(op.get("name"), str):
+                raise self._bad(f"op #{i}: needs 'name' and 'op' in {list(OP_TYPES)}")
+            for key in ("input", "output") + (("matrix",) if op["op"] == "bmm" else ()):
+                ref = op.get(key)
+                if not isinstance(ref, str) or ref not in values:
+                    raise self._bad(f"op {op['name']!r}: {key}={ref!r} is not a declared value")
+            for key in ("input",) + (("matrix",) if op["op"] == "bmm" else ()):
+                if op[key] not in defined:
+                    raise self._bad(f"op {op['name']!r}: reads {op[key]!r} before it is computed")
+            if op["output"] in defined:
+                raise self._bad(f"op {op['name']!r}: value {op['output']!r} is written twice")
+            vi, vo = values[op["input"]], values[op["output"]]
+            getattr(self, f"_check_{op['op']}")(op, vi, vo, values)
+            defined.add(op["output"])
+            self.ops.append(op)
+        out = g.get("output")
+        if out not in defined or values[out]["kind"] != "float":
+            raise self._bad(f"graph.output {out!r} must be a computed float value")
+        self.values = values
+        self.input_channels = inp["channels"]
+        self.output_channels = values[out]["channels"]
+        self.output_pooled = values[out]["pooled"]
+
+    def _check_sign(self, op, vi, vo, values):
+        if vi["kind"] != "float" or vo["kind"] != "bits" or vi["channels"] != vo["channels"] or \
+                vi["pooled"] != vo["pooled"]:
+            raise self._bad(f"op {op['name']!r}: sign maps a float value to bits of the same shape")
+
+    def _check_bmm(self, op, vi, vo, values):
+        vm = values[op["matrix"]]
+        k = vi["channels"]
+        if (vi["kind"], vm["kind"], vo["kind"]) != ("float",) * 3 or vm["channels"] != k * k or not vm["pooled"] \
+                or vo["channels"] != k or vo["pooled"] != vi["pooled"]:
+            raise self._bad(f"op {op['name']!r}: bmm needs float (rows, k) x pooled (k*k) -> (rows, k)")
+
+    def _check_linear(self, op, vi, vo, values):
+        name = op["name"]
+        k, n = op.get("in_features"), op.get("out_features")
+        if type(k) is not int or type(n) is not int or k != vi["channels"] or n != vo["channels"] or k < 1 or n < 1:
+            raise self._bad(f"op {name!r}: in/out_features do not match its values")
+        prod, pool = op.get("product"), op.get("pool", "none")
+        if prod not in PRODUCTS or pool not in POOLS:
+            raise self._bad(f"op {name!r}: product must be one of {list(PRODUCTS)}, pool one of {list(POOLS)}")
+        if (prod == "float") != (vi["kind"] == "float"):
+            raise self._bad(f"op {name!r}: a {prod} product cannot read a {vi['kind']} value")
+        if vo["pooled"] != (vi["pooled"] or pool != "none"):
+            raise self._bad(f"op {name!r}: output pooled flag does not match pool={pool!r}")
+        if (pool == "or") != (vo["kind"] == "bits" and pool != "none") or (pool in ("max", "avg") and
+                                                                            vo["kind"] != "float"):
+            raise self._bad(f"op {name!r}: pool={pool!r} does not match output kind {vo['kind']!r}")
+        w = (k + 63) // 64
+        fmt = op.get("weight_format")
+        if fmt == "f32":
+            if prod != "float":
+                raise self._bad(f"op {name!r}: float weights need product 'float'")
+            self._tensor(op, "weight", "<f4", (n, k))
+        elif fmt == "bits":
+            bits = self._tensor(op, "weight", "<u8", (n, w))
+            if k % 64 and (bits[:, -1] >> np.uint64(k % 64)).any():
+                raise self._bad(f"op {name!r}: weight padding bits are not zero")
+            if prod == "float":
+                self._tensor(op, "wscale", "<f4", (n,))
+                self._tensor(op, "wshift", "<f4", (n,))
+        else:
+            raise self._bad(f"op {name!r}: weight_format must be 'f32' or 'bits'")
+        if "threshold" in op:
+            if prod != "xnor" or vo["kind"] != "bits":
+                raise self._bad(f"op {name!r}: integer thresholds need an xnor product with bit output")
+            tau = self._tensor(op, "threshold", "<i4", (n,))
+            flip = self._tensor(op, "flip", "u1", (n,))
+            if (flip > 1).any() or (tau < -k - 1).any() or (tau > k + 1).any():
+                raise self._bad(f"op {name!r}: threshold/flip out of range")
+        else:
+            for key in ("scale", "bias") + (("row_scale",) if prod == "and" else ()):
+                t = self._tensor(op, key, "<f4", (n,))
+                if not np.isfinite(t).all():
+                    raise self._bad(f"op {name!r}: tensor {key} has non-finite values")
+            clamp = op.get("clamp", [None, None])
+            if not (isinstance(clamp, list) and len(clamp) == 2 and all(
+                    c is None or (isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c))
+                    for c in clamp)):
+                raise self._bad(f"op {name!r}: clamp must be [lo|null, hi|null]")
+            off = op.get("offset", {"rule": "none"})
+            rule = off.get("rule") if isinstance(off, dict) else None
+            if rule not in ("none", "const", "ema") or (rule == "const" and not (
+                    isinstance(off.get("value"), int | float) and math.isfinite(off["value"]))) or (
+                    rule == "ema" and off.get("offsets") not in ("closed", "official")):
+                raise self._bad(f"op {name!r}: bad offset {off!r}")
+        if prod == "and" and fmt != "bits":
+            raise self._bad(f"op {name!r}: the AND product needs bit weights")
+
+    # ------------------------------------------------------------------ plan
+    def _offset(self, op: dict, n_points: int) -> float:
+        off = op.get("offset", {"rule": "none"})
+        if off["rule"] == "const":
+            return float(off["value"])
+        if off["rule"] == "ema":
+            if off["offsets"] == "official":
+                if n_points not in OFFICIAL_EMA_OFFSETS:
+                    raise ValueError(f"{self.path}: op {op['name']!r} uses the official EMA-max offsets, which "
+                                     f"exist only for n in {sorted(OFFICIAL_EMA_OFFSETS)}, not n={n_points}")
+                return OFFICIAL_EMA_OFFSETS[n_points]
+            return ema_offset(n_points)
+        return 0.0
+
+    def _plan(self, n_points: int):
+        bufs, ids = [], {}
+        for name, v in self.values.items():
+            if name == self.graph["input"]["name"]:
+                continue
+        order = [self.graph["input"]["name"]] + [op["output"] for op in self.ops]
+        for name in order:
+            v = self.values[name]
+            ids[name] = len(bufs)
+            bufs.append({"bits": v["kind"] == "bits", "pooled": v["pooled"], "cols": v["channels"]})
+        recs = []
+        for op in self.ops:
+            rec = {"name": op["name"], "in0": ids[op["input"]], "out": ids[op["output"]]}
+            if op["op"] == "sign":
+                rec["type"] = _OP["sign"]
+            elif op["op"] == "bmm":
+                rec.update(type=_OP["bmm"], in1=ids[op["matrix"]])
+            else:
+                rec.update(self._linear_record(op, n_points))
+            recs.append(rec)
+        return bufs, recs, ids[self.graph["output"]]
+
+    def _linear_record(self, op: dict, n_points: int) -> dict:
+        t = self.tensors
+        k, n = op["in_features"], op["out_features"]
+        vo = self.values[op["output"]]
+        pool = op.get("pool", "none")
+        if vo["kind"] == "bits":
+            mode = "or" if pool == "or" else "bits"
+        else:
+            mode = {"none": "f32", "max": "max", "avg": "avg"}[pool]
+        rec = {"K": k, "N": n, "out_mode": _OUT[mode]}
+        if op["product"] == "float":
+            if op["weight_format"] == "f32":
+                w = t[op["weight"]]
+            else:  # binary weights, real input: W̃ = a·signs + b expanded once at load
+                w = t[op["wscale"]][:, None] * unpack_signs(t[op["weight"]], k) + t[op["wshift"]][:, None]
+            rec.update(type=_OP["flinear"], wt=np.ascontiguousarray(w.T, dtype=np.float32))
+        else:
+            rec.update(type=_OP["blinear"], weight=t[op["weight"]], and_mode=op["product"] == "and")
+        if "threshold" in op:
+            p, flip = popcount_bounds(t[op["threshold"]], t[op["flip"]], k)
+            rec.update(P=p, flip=flip, mul=np.zeros(n, np.float32), add=np.zeros(n, np.float32))
+            return rec
+        lo, hi = op.get("clamp", [None, None])
+        lo = -np.inf if lo is None else float(lo)
+        hi = np.inf if hi is None else float(hi)
+        offset = self._offset(op, n_points)
+        rec.update(mul=t[op["scale"]], add=t[op["bias"]], lo=lo, hi=hi, offset=offset)
+        if op["product"] == "and":
+            rec["rowc"] = t[op["row_scale"]]
+        elif op["product"] == "xnor" and vo["kind"] == "bits":
+            tau, flip = thresholds(t[op["scale"]], t[op["bias"]], lo, hi, offset, k)
+            rec["P"], rec["flip"] = popcount_bounds(tau, flip, k)
+        return rec
+
+    def _engine_for(self, n_points: int):
+        eng = self._engines.get(n_points)
+        if eng is None:
+            bufs, recs, out = self._plan(n_points)
+            try:
+                eng = _engine().Engine(bufs, recs, out, self.isa)
+            except ValueError as e:
+                raise FormatError(f"{self.path}: {e}") from None
+            if len(self._engines) > 8:
+                self._engines.clear()
+            self._engines[n_points] = eng
+        return eng
+
+    # ------------------------------------------------------------------ running
+    def _prepare(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[-1] != self.input_channels:
+            raise ValueError(f"{self.path.name}: expected points (B, N, {self.input_channels}) or (N, "
+                             f"{self.input_channels}), got shape {x.shape}")
+        if x.shape[1] < 1:
+            raise ValueError(f"{self.path.name}: a cloud needs at least one point")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"{self.path.name}: expected float points, got {x.dtype}")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _squeeze(self, out: np.ndarray) -> np.ndarray:
+        return out[:, 0, :] if self.output_pooled else out
+
+    def run(self, x, threads: int = 1) -> np.ndarray:
+        """Logits (B, classes) for points (B, N, C) float32 (or one cloud (N, C) → (1, classes))."""
+        x = self._prepare(x)
+        out = self._engine_for(x.shape[1]).run(x, int(threads), False, False)
+        return self._squeeze(out)
+
+    def run_debug(self, x):
+        """(logits, [per cloud: {op name: {"float"|"bits": output, "acc": int32 accumulators}}]).
+
+        ``acc`` is the binary layer's integer product: the XNOR dot (k − 2·popcount) for XNOR
+        layers, and for AND (DAB) layers [popcount(e AND x) ‖ popcount(x)] per row.
+        """
+        x = self._prepare(x)
+        out, dbg = self._engine_for(x.shape[1]).run(x, 1, True, False)
+        return self._squeeze(out), dbg
+
+    def profile(self, x, threads: int = 1, repeats: int = 20) -> list[tuple[str, float]]:
+        """Per-op time in µs per cloud (native timers), summed over ``repeats`` runs of ``x``."""
+        x = self._prepare(x)
+        eng = self._engine_for(x.shape[1])
+        total: dict[str, float] = {}
+        for _ in range(repeats):
+            eng.run(x, int(threads), False, True)
+            for name, ns in eng.profile():
+                total[name] = total.get(name, 0.0) + ns
+        scale = 1e-3 / (repeats * x.shape[0])
+        return [(name, ns * scale) for name, ns in total.items()]
+
+    def __repr__(self) -> str:
+        return (f"onebit.runtime.Model({str(self.path)!r}, ops={len(self.ops)}, isa={self.isa!r}, "
+                f"in={self.input_channels}, out={self.output_channels})")
+
+
+def load(path, isa: str | None = None) -> Model:
+    """Load and validate a ``.onebit`` file; ``isa`` (or $ONEBIT_ISA) forces avx512 / avx2 / scalar."""
+    return Model(path, isa=isa)

@@ -1,0 +1,1 @@
+"""Alias package: ``onebit.train.loop.trainer`` is ``onebit.train.trainer``."""
