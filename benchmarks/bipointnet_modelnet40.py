@@ -73,6 +73,7 @@ def row_config(key: str, args) -> dict:
         "optim": {"name": "adam", "lr": args.lr, "weight_decay": 0.0},
         "schedule": {"name": "cosine", "eta_min": 0.0},
         "loss": {"tnet_reg": 0.001},
+        "eval": {"every": args.eval_every or args.epochs},
         "threads": args.threads,
         "diagnostics": False,
         "log": {"progress": False, "tensorboard": False},
@@ -90,6 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=666)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every k epochs (default: last only)")
     p.add_argument("--protocol", default="bipointnet", help="data protocol: bipointnet | common")
     p.add_argument("--root", default=None, help="ModelNet40 folder (default: ../shared/data/modelnet40)")
     p.add_argument("--runs", default="runs/bipointnet_modelnet40", help="run directories go here")
@@ -110,7 +112,8 @@ def main(argv=None) -> int:
     flags = (f"--epochs {args.epochs} --points {args.points} --batch-size {args.batch_size} --lr {args.lr} "
              f"--seed {args.seed} --threads {args.threads} --protocol {args.protocol}"
              + (f" --train-subset {args.train_subset}" if args.train_subset else "")
-             + (f" --test-subset {args.test_subset}" if args.test_subset else ""))
+             + (f" --test-subset {args.test_subset}" if args.test_subset else "")
+             + (f" --eval-every {args.eval_every}" if args.eval_every else ""))
     for key in keys:
         model, method, _ = ROWS[key]
         cfg = row_config(key, args)

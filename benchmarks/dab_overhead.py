@@ -44,7 +44,18 @@ def _timeit(fn, reps: int) -> float:
 
 
 def _summary(xs):
-    return {"median_s": statistics.median(xs), "min_s": min(xs), "max_s": max(xs), "rounds": len(xs)}
+    return {"median_s": statistics.median(xs), "min_s": min(xs), "max_s": max(xs), "rounds": len(xs),
+            "all_s": [round(x, 6) for x in xs]}
+
+
+def _interleaved(variants: dict, run, rounds: int, reps: int) -> dict:
+    """Time every variant once per round; the order rotates each round so no variant always goes first."""
+    names = list(variants)
+    times = {k: [] for k in names}
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            times[k].append(_timeit(lambda k=k: run(variants[k]), reps))
+    return times
 
 
 def bench_quantizers(rounds: int, reps: int) -> dict:
@@ -61,10 +72,7 @@ def bench_quantizers(rounds: int, reps: int) -> dict:
 
     for q in variants.values():  # warm-up
         step(q)
-    times = {k: [] for k in variants}
-    for _ in range(rounds):
-        for k, q in variants.items():
-            times[k].append(_timeit(lambda q=q: step(q), reps))
+    times = _interleaved(variants, step, rounds, reps)
     n = sum(w.numel() for w in weights)
     out = {k: _summary(v) for k, v in times.items()}
     out["n_weights"] = n
@@ -135,10 +143,7 @@ def bench_train_step(rounds: int, reps: int, batch: int = 32) -> dict:
 
     for s in setups.values():
         step(*s)
-    times = {k: [] for k in setups}
-    for _ in range(rounds):
-        for k, s in setups.items():
-            times[k].append(_timeit(lambda s=s: step(*s), reps))
+    times = _interleaved(setups, lambda s: step(*s), rounds, reps)
     out = {k: _summary(v) for k, v in times.items()}
     ratios = [d / b for d, b in zip(times["dab"], times["bwn"])]
     out["ratio_dab_over_bwn"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
@@ -153,6 +158,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--reps", type=int, default=2, help="steps timed per round and variant")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", choices=("quantizer", "step"), default=None, help="run one part only")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dab_overhead.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -162,19 +168,33 @@ def main(argv=None):
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
                     "loadavg_start": os.getloadavg()},
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "quantizer_resnet18": bench_quantizers(args.rounds, max(1, args.reps // 2)),
-        "train_step_small_cnn": bench_train_step(args.rounds, args.reps),
     }
+    if args.only in (None, "quantizer"):
+        res["quantizer_resnet18"] = bench_quantizers(args.rounds, max(1, args.reps // 2))
+    if args.only in (None, "step"):
+        res["train_step_small_cnn"] = bench_train_step(args.rounds, args.reps)
     res["machine"]["loadavg_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
-    q, t = res["quantizer_resnet18"], res["train_step_small_cnn"]
+    q, t = res.get("quantizer_resnet18"), res.get("train_step_small_cnn")
+    if q:
+        _print_quantizer(q, args)
+    if t:
+        _print_step(t)
+    print(f"wrote {args.out}")
+    return res
+
+
+def _print_quantizer(q, args):
     print(f"(1) quantizer fwd+bwd, {q['n_convs']} ResNet-18 convs ({q['n_weights']:,} weights), "
           f"{args.threads} threads, {args.rounds} rounds")
     print(f"    {'variant':<18}{'median ms':>12}{'min ms':>10}{'max ms':>10}")
     for k in ("bwn", "dab", "dab_jacobian"):
         print(f"    {k:<18}{q[k]['median_s'] * 1e3:>12.1f}{q[k]['min_s'] * 1e3:>10.1f}{q[k]['max_s'] * 1e3:>10.1f}")
     print(f"    dab/bwn (median of per-round ratios): {q['ratio_dab_over_bwn_median']:.2f}x")
+
+
+def _print_step(t):
     print(f"(2) training step, small binary CNN, batch {t['batch']}, 3x32x32, layers: {t['layers']}")
     print(f"    {'variant':<18}{'median ms':>12}{'min ms':>10}{'max ms':>10}")
     for k in ("bwn", "dab", "dab+center_clamp"):
@@ -182,8 +202,6 @@ def main(argv=None):
     r = t["ratio_dab_over_bwn"]
     print(f"    dab/bwn step time: median {r['median']:.3f}x (range {r['min']:.3f}-{r['max']:.3f}), "
           f"ratio of medians {t['ratio_dab_over_bwn_of_medians']:.3f}x (target <= 1.15x)")
-    print(f"wrote {args.out}")
-    return res
 
 
 if __name__ == "__main__":

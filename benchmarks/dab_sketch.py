@@ -55,7 +55,7 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "runs" / "dab_sketch"), help="run directories")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "dab_sketch.json"),
-                    help="results file; rows of the same (dataset, setting) are replaced")
+                    help="results file; a row with the same command is replaced, others are kept")
     ap.add_argument("--no-diagnostics", action="store_true")
     return ap.parse_args(argv)
 
@@ -99,6 +99,26 @@ def run_config(args, dataset: str, setting: str, fold: int) -> dict:
     }
 
 
+def dab_summary(ckpt_path: Path) -> dict:
+    """K/n, alpha, beta of the final latent weights of every DAB layer (paper Thm 1-2), averaged over
+    filters: the trainer's per-epoch diagnostics do not run on ten-crop evaluation batches."""
+    from onebit.quantizers.dab import dab_stats
+    from onebit.train.checkpoint import load_model
+
+    model, _ = load_model(ckpt_path)
+    out = {}
+    for name, m in model.named_modules():
+        q = getattr(m, "kernel_quantizer", None)
+        if q is None or getattr(q, "name", "") != "dab":
+            continue
+        st = dab_stats(m.weight.detach())
+        k_frac = (st["K"].float() / st["n"].float())
+        out[name] = {"K_over_n": round(float(k_frac.mean()), 4), "alpha": round(float(st["alpha"].mean()), 5),
+                     "beta": round(float(st["beta"].mean()), 5),
+                     "alpha_plus_beta": round(float((st["alpha"] + st["beta"]).abs().mean()), 5)}
+    return out
+
+
 def row_command(args, dataset: str, setting: str) -> str:
     argv = ["python", "benchmarks/dab_sketch.py", "--dataset", dataset, "--settings", setting,
             "--epochs", str(args.epochs), "--width", str(args.width), "--batch-size", str(args.batch_size),
@@ -133,7 +153,7 @@ def main(argv=None) -> int:
     rows = json.loads(json_path.read_text()) if json_path.is_file() else []
     for dataset in datasets:
         for setting in settings:
-            accs, run_dirs = [], []
+            accs, run_dirs, dab_stats_by_fold = [], [], []
             t0 = time.time()
             for fold in (folds if dataset == "sketchy" else [1]):
                 cfg = run_config(args, dataset, setting, fold)
@@ -142,6 +162,8 @@ def main(argv=None) -> int:
                 acc = float(res.final["oa"])
                 accs.append(acc)
                 run_dirs.append(str(out))
+                if setting.startswith("dab"):
+                    dab_stats_by_fold.append(dab_summary(out / "last.ckpt"))
                 print(f"{dataset} {setting} fold {fold}: ten-crop acc {acc:.2f}% ({time.time() - t0:.0f}s)", flush=True)
             row = {
                 "model": "sketch_a_net",
@@ -156,9 +178,12 @@ def main(argv=None) -> int:
                 "subset": args.subset,
                 "seconds": round(time.time() - t0, 1),
                 "run_dirs": run_dirs,
+                **({"dab_stats": dab_stats_by_fold} if dab_stats_by_fold else {}),
                 "command": row_command(args, dataset, setting),
             }
-            rows = [r for r in rows if (r["dataset"], r["setting"], r["model"]) != (row["dataset"], setting, "sketch_a_net")]
+            # re-read: another invocation (e.g. the other dataset, run in parallel) may have written rows
+            rows = json.loads(json_path.read_text()) if json_path.is_file() else []
+            rows = [r for r in rows if r.get("command") != row["command"]]
             rows.append(row)
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(rows, indent=1) + "\n")

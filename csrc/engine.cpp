@@ -19,6 +19,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <ctime>
 #include <vector>
 
 #include "kernels.h"
@@ -49,14 +50,21 @@ struct Op {
     int out_mode = OUT_F32;
     float lo = -INFINITY, hi = INFINITY, offset = 0.f;
     avec<float> wt;                // float weights, K x N
+    avec<float> ws;                // same with the per-channel scale folded in (bits output)
     avec<uint64_t> wp;             // binary weights, panels
     avec<float> mul, add, rowc;    // per channel (padded to panels * NP)
     avec<int64_t> P;               // popcount bound per channel (padded)
+    avec<int32_t> ecnt;            // AND (DAB) layers: k − 2·popcount(e) per channel
     avec<uint32_t> flip;           // per panel flip masks
 };
 
-// scoped timer for the profiling mode
+// timers: wall clock for benchmarks, per-thread CPU time for the per-op profile (robust on a shared host)
 using clk = std::chrono::steady_clock;
+inline double thread_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return 1e9 * static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec);
+}
 
 inline bool is_pooled_mode(int m) { return m == OUT_OR || m == OUT_MAX || m == OUT_AVG; }
 
@@ -225,6 +233,9 @@ class Engine {
         if (op.type == OP_FLINEAR) {
             if (bi.bits) throw std::invalid_argument("op '" + op.name + "': float linear needs a float input");
             op.wt = to_vec<float>(d, "wt", static_cast<size_t>(op.K) * op.N, op.name);
+            op.ws = op.wt;  // scale folded into the weights for the bits path
+            for (int k = 0; k < op.K; ++k)
+                for (int n = 0; n < op.N; ++n) op.ws[static_cast<size_t>(k) * op.N + n] *= op.mul[n];
             return op;
         }
         // binary linear
@@ -242,7 +253,15 @@ class Engine {
         for (int n = 0; n < op.N; ++n)
             for (int k = 0; k < op.W; ++k)
                 op.wp[(static_cast<size_t>(n / NP) * op.W + k) * NP + n % NP] = w[static_cast<size_t>(n) * op.W + k];
-        if (op.and_mode) op.rowc = pad(to_vec<float>(d, "rowc", op.N, op.name), 0.f);
+        if (op.and_mode) {
+            op.rowc = pad(to_vec<float>(d, "rowc", op.N, op.name), 0.f);
+            op.ecnt.assign(NPAD, 0);  // k − 2·|e| per channel, from the weight bits
+            for (int n = 0; n < op.N; ++n) {
+                int pc = 0;
+                for (int k = 0; k < op.W; ++k) pc += __builtin_popcountll(w[static_cast<size_t>(n) * op.W + k]);
+                op.ecnt[n] = op.K - 2 * pc;
+            }
+        }
         op.int_thr = d.contains("P");
         if (op.int_thr) {
             if (op.and_mode || !want_bits)
@@ -274,7 +293,7 @@ class Engine {
         Scratch s;
         for (size_t i = 0; i < ops_.size(); ++i) {
             const Op& op = ops_[i];
-            const auto t0 = profile ? clk::now() : clk::time_point();
+            const double t0 = profile ? thread_ns() : 0.0;
             const BufSpec& bi = bufs_[op.in0];
             const int M = bi.pooled ? 1 : N;
             avec<int32_t> rawv;  // debug only: no Python objects here (the GIL may be released)
@@ -299,7 +318,7 @@ class Engine {
                                 rawp);
             }
             if (profile && prof)
-                (*prof)[i] += std::chrono::duration<double, std::nano>(clk::now() - t0).count();
+                (*prof)[i] += thread_ns() - t0;
             if (dbg) {
                 const BufSpec& bo = bufs_[op.out];
                 const int rows = bo.pooled ? 1 : N;
@@ -369,6 +388,14 @@ class Engine {
     }
 
     void run_flinear(const Op& op, int M, const float* x, void* outp, Scratch& s) const {
+        if (op.out_mode == OUT_BITS || op.out_mode == OUT_OR) {
+            // float layer thresholded and packed directly (the first layer of a point model)
+            const int words = (op.N + 63) / 64;
+            if (op.out_mode == OUT_OR) std::memset(outp, 0, sizeof(uint64_t) * words);
+            fbits(isa_, x, M, op.K, op.ws.data(), op.add.data(), op.N, op.lo, op.hi, op.offset,
+                  static_cast<uint64_t*>(outp), words, op.out_mode == OUT_OR);
+            return;
+        }
         constexpr int RB = 64;
         s.z.resize(static_cast<size_t>(RB) * op.N);
         begin_pool(op, s);
@@ -391,12 +418,7 @@ class Engine {
                         uint64_t* o = op.out_mode == OUT_BITS
                                           ? static_cast<uint64_t*>(outp) + static_cast<size_t>(r0 + r) * words
                                           : reinterpret_cast<uint64_t*>(s.orm.data());
-                        for (int w = 0; w < words; ++w) {
-                            uint64_t m = 0;
-                            const int cend = std::min(64, N - 64 * w);
-                            for (int j = 0; j < cend; ++j) m |= static_cast<uint64_t>(z[64 * w + j] - off >= 0.f) << j;
-                            o[w] |= m;
-                        }
+                        pack_ge(isa_, z, N, off, o);
                         break;
                     }
                     case OUT_MAX:
@@ -455,8 +477,11 @@ class Engine {
                         const int c = p * NP + j;
                         float v;
                         if (op.and_mode) {
-                            v = op.mul[c] * static_cast<float>(pci[j]) + op.rowc[c] * static_cast<float>(s.rowpc[i]) +
-                                op.add[c];
+                            // exact integers first: signs·x and Σx, then one float affine (no cancellation)
+                            const int32_t px = s.rowpc[i];
+                            const int32_t dot = 4 * static_cast<int32_t>(pci[j]) - 2 * px + op.ecnt[c];
+                            const int32_t sum = 2 * px - op.K;
+                            v = op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum) + op.add[c];
                             if (raw) {
                                 raw[static_cast<size_t>(r) * 2 * op.N + c] = static_cast<int32_t>(pci[j]);
                                 raw[static_cast<size_t>(r) * 2 * op.N + op.N + c] = s.rowpc[i];
@@ -603,8 +628,10 @@ py::array_t<uint64_t> threshold_gemm(u64arr x, u64arr w, py::array_t<int64_t, py
 }
 
 // Kernel microbenchmark: M x K bits times N x K bits, thresholded bits out (a real binary layer's
-// epilogue). Returns the median seconds of one GEMM over `reps` timed blocks.
-double bench_gemm(int M, int N, int K, const std::string& isa_s, int reps, double min_block_s, int threads) {
+// epilogue). Returns (median wall seconds, median calling-thread CPU seconds) of one GEMM over `reps`
+// timed blocks; with one thread the CPU time is the better estimate on a shared host.
+std::pair<double, double> bench_gemm(int M, int N, int K, const std::string& isa_s, int reps, double min_block_s,
+                                     int threads) {
     const int isa = parse_isa(isa_s);
     if (M < 1 || N < 1 || K < 1 || reps < 1) throw std::invalid_argument("bench_gemm: sizes must be positive");
     const int W = (K + 63) / 64, panels = (N + NP - 1) / NP;
@@ -654,14 +681,17 @@ double bench_gemm(int M, int N, int K, const std::string& isa_s, int reps, doubl
         if (dt >= min_block_s || iters > (1 << 24)) break;
         iters *= 2;
     }
-    std::vector<double> times;
+    std::vector<double> times, cpu;
     for (int r = 0; r < reps; ++r) {
         auto t0 = clk::now();
+        const double c0 = thread_ns();
         for (int i = 0; i < iters; ++i) once();
         times.push_back(std::chrono::duration<double>(clk::now() - t0).count() / iters);
+        cpu.push_back((thread_ns() - c0) * 1e-9 / iters);
     }
     std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
+    std::sort(cpu.begin(), cpu.end());
+    return std::make_pair(times[times.size() / 2], cpu[cpu.size() / 2]);
 }
 
 }  // namespace

@@ -70,7 +70,89 @@ static inline __attribute__((always_inline)) void fgemm_scalar(const float* x, i
     }
 }
 
+static void pack_ge_scalar(const float* z, int N, float off, uint64_t* out) {
+    for (int w = 0; w * 64 < N; ++w) {
+        uint64_t m = 0;
+        const int cend = (N - 64 * w) < 64 ? (N - 64 * w) : 64;
+        for (int j = 0; j < cend; ++j) m |= static_cast<uint64_t>(z[64 * w + j] - off >= 0.f) << j;
+        out[w] |= m;
+    }
+}
+
+static void fbits_scalar(const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
+                         float off, uint64_t* out, size_t ldo, bool or_mode) {
+    float v[64];
+    for (int r = 0; r < R; ++r) {
+        const float* xr = x + static_cast<size_t>(r) * K;
+        uint64_t* o = or_mode ? out : out + static_cast<size_t>(r) * ldo;
+        for (int c0 = 0; c0 < N; c0 += 64) {
+            const int cn = (N - c0) < 64 ? (N - c0) : 64;
+            for (int j = 0; j < cn; ++j) v[j] = add[c0 + j];
+            for (int k = 0; k < K; ++k) {
+                const float a = xr[k];
+                const float* w = ws + static_cast<size_t>(k) * N + c0;
+                for (int j = 0; j < cn; ++j) v[j] += a * w[j];
+            }
+            uint64_t m = 0;
+            for (int j = 0; j < cn; ++j) {
+                const float t = v[j] < lo ? lo : (v[j] > hi ? hi : v[j]);
+                m |= static_cast<uint64_t>(t - off >= 0.f) << j;
+            }
+            if (or_mode) o[c0 >> 6] |= m;
+            else o[c0 >> 6] = m;
+        }
+    }
+}
+
 #if ONEBIT_X86
+// one row: 16 channels per zmm, FMA over K, compare -> 16-bit masks assembled into 64-bit words
+T512 static void fbits_avx512(const float* x, int R, int K, const float* ws, const float* add, int N, float lo,
+                              float hi, float off, uint64_t* out, size_t ldo, bool or_mode) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), voff = _mm512_set1_ps(off);
+    const int words = (N + 63) / 64;
+    for (int r = 0; r < R; ++r) {
+        const float* xr = x + static_cast<size_t>(r) * K;
+        uint64_t* o = or_mode ? out : out + static_cast<size_t>(r) * ldo;
+        for (int w = 0; w < words; ++w) {
+            uint64_t m = 0;
+            for (int g = 0; g < 4; ++g) {
+                const int c = 64 * w + 16 * g;
+                if (c >= N) break;
+                const __mmask16 lm = (N - c) >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                                   : static_cast<__mmask16>((1u << (N - c)) - 1);
+                __m512 acc = _mm512_maskz_loadu_ps(lm, add + c);
+                for (int k = 0; k < K; ++k)
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[k]), _mm512_maskz_loadu_ps(lm, ws + static_cast<size_t>(k) * N + c), acc);
+                acc = _mm512_sub_ps(_mm512_min_ps(_mm512_max_ps(acc, vlo), vhi), voff);
+                const __mmask16 bm = _mm512_mask_cmp_ps_mask(lm, acc, _mm512_setzero_ps(), _CMP_GE_OQ);
+                m |= static_cast<uint64_t>(bm) << (16 * g);
+            }
+            if (or_mode) o[w] |= m;
+            else o[w] = m;
+        }
+    }
+}
+
+T512 static void pack_ge_avx512(const float* z, int N, float off, uint64_t* out) {
+    const __m512 o = _mm512_set1_ps(off);
+    int c = 0;
+    for (; c + 16 <= N; c += 16) {
+        const __mmask16 m = _mm512_cmp_ps_mask(_mm512_sub_ps(_mm512_loadu_ps(z + c), o), _mm512_setzero_ps(), _CMP_GE_OQ);
+        out[c >> 6] |= static_cast<uint64_t>(m) << (c & 63);
+    }
+    for (; c < N; ++c) out[c >> 6] |= static_cast<uint64_t>(z[c] - off >= 0.f) << (c & 63);
+}
+
+T256 static void pack_ge_avx2(const float* z, int N, float off, uint64_t* out) {
+    const __m256 o = _mm256_set1_ps(off);
+    int c = 0;
+    for (; c + 8 <= N; c += 8) {
+        const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(_mm256_loadu_ps(z + c), o), _mm256_setzero_ps(), _CMP_GE_OQ));
+        out[c >> 6] |= static_cast<uint64_t>(static_cast<unsigned>(m)) << (c & 63);
+    }
+    for (; c < N; ++c) out[c >> 6] |= static_cast<uint64_t>(z[c] - off >= 0.f) << (c & 63);
+}
+
 // ---------------------------------------------------------------- AVX2 path (vpshufb popcount)
 T256 static inline __m256i popcnt8_avx2(__m256i v, __m256i lut, __m256i low) {
     __m256i lo = _mm256_and_si256(v, low);
@@ -265,6 +347,24 @@ void thr_tile_avx512(bool or_mode, const uint64_t* X, size_t ldx, int R, const u
     (void)or_mode; (void)X; (void)ldx; (void)R; (void)wp; (void)W; (void)P; (void)flip; (void)out;
     (void)ldo32; (void)ormask;
 #endif
+}
+
+void pack_ge(int isa, const float* z, int N, float off, uint64_t* out) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) return pack_ge_avx512(z, N, off, out);
+    if (isa == ISA_AVX2) return pack_ge_avx2(z, N, off, out);
+#endif
+    (void)isa;
+    pack_ge_scalar(z, N, off, out);
+}
+
+void fbits(int isa, const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
+           float off, uint64_t* out, size_t ldo, bool or_mode) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) return fbits_avx512(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
+#endif
+    (void)isa;
+    fbits_scalar(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
 }
 
 void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z) {

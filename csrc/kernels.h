@@ -35,4 +35,13 @@ void thr_tile_avx512(bool or_mode, const uint64_t* X, size_t ldx, int R, const u
 // z[r * N + n] = sum_k x[r * K + k] * wt[k * N + n]   (wt is K x N, i.e. W transposed).
 void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z);
 
+// out[w] |= packed bits (z[c] - off >= 0) for c < N (64 channels per word; sign(0) = +1).
+void pack_ge(int isa, const float* z, int N, float off, uint64_t* out);
+
+// Float layer straight to bits: bit(r, n) = [clamp(add[n] + sum_k x[r,k] * ws[k,n], lo, hi) - off >= 0]
+// (ws = W^T with the per-channel scale folded in). Rows go to out + r * ldo words; with or_mode all
+// rows are ORed into out[0 .. words).
+void fbits(int isa, const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
+           float off, uint64_t* out, size_t ldo, bool or_mode);
+
 }  // namespace onebit

@@ -253,3 +253,13 @@ def test_tnet_regularizer_matches_pointnet_model():
     z = m.last_transforms["feature"]
     assert tnet_regularizer(m) == pytest.approx(frobenius_regularizer(z), rel=1e-5)
     assert tnet_regularizer(nn.Linear(2, 2)) is None
+
+
+def test_collect_on_float_model_and_bad_batch():
+    rec = collect(nn.Sequential(nn.Linear(3, 2)), torch.randn(4, 3))
+    assert rec["layers"] == {} and rec["pooled_entropy"] is None and rec["zero_grad"] is None
+    with pytest.raises(ValueError, match="length 3"):
+        collect(nn.Sequential(nn.Linear(3, 2)), (torch.randn(4, 3), 1, 2))
+    # weights only (no batch): no activation statistics, but the weight ones
+    rec = collect(nn.Sequential(_blinear(torch.tensor([[1.0, -2.0, 3.0]]))))
+    assert rec["layers"]["0"]["weight_pos"] == pytest.approx(2 / 3) and "scale_ratio" not in rec["layers"]["0"]

@@ -131,10 +131,7 @@ def test_cli_analyze_run_dir(tmp_path, capsys):
     for name in expected:
         assert _png_ok(out / f"{name}.png"), name
         assert str(out / f"{name}.png") in printed
-    assert "mlp2.1.linear" in printed
-    assert main(["analyze", str(run), "--out", str(out), "--json"]) == 0
-    s = json.loads(capsys.readouterr().out)
-    assert s["records"] == 3 and set(s["figures"]) == set(expected)
+    assert "mlp2.1.linear" in printed and "records: 3" in printed
 
 
 def test_cli_analyze_metrics_only_and_errors(tmp_path, capsys):

@@ -42,7 +42,7 @@ def test_finalize_atomic_and_rejects_bad_download(tmp_path):
     out = finalize(part, dest, hashlib.sha256(b"complete").hexdigest())
     assert out == dest and dest.read_bytes() == b"complete" and not part.exists()
     part.write_bytes(b"truncat")
-    with pytest.raises(DataError, match=r"f\.zip: download failed verification: sha256 mismatch"):
+    with pytest.raises(DataError, match=r"g\.zip: download failed verification: sha256 mismatch"):
         finalize(part, tmp_path / "g.zip", hashlib.sha256(b"complete").hexdigest())
     assert not part.exists() and not (tmp_path / "g.zip").exists()
 

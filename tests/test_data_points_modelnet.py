@@ -108,6 +108,12 @@ def test_detect_formats(tmp_path):
     assert detect_format(write_normal_resampled(tmp_path / "b"))[0] == "normal_resampled"
     assert detect_format(write_off_tree(tmp_path / "c", files=(("bed", "train", 1),)))[0] == "off"
     assert detect_format(write_repacked(tmp_path / "d"))[0] == "repacked"
+    write_off_tree(tmp_path / "a" / "ModelNet40", files=(("bed", "test", 4),))  # two formats side by side
+    assert detect_format(tmp_path / "a")[0] == "hdf5"
+    assert detect_format(tmp_path / "a", want="off") == ("off", tmp_path / "a" / "ModelNet40")
+    assert ModelNet40(tmp_path / "a", split="test", format="off", num_points=16).format == "off"
+    with pytest.raises(DataError, match="no ModelNet data in format 'repacked'"):
+        ModelNet40(tmp_path / "a", format="repacked")
     (tmp_path / "e").mkdir()
     with pytest.raises(DataError, match="no ModelNet data found"):
         detect_format(tmp_path / "e")
@@ -153,6 +159,10 @@ def test_modelnet10_filters_and_relabels(tmp_path):
     assert ds.labels.tolist() == [0, 1, 2, 6, 9]
     assert [ds.class_names[int(ds[i][1])] for i in range(len(ds))] == ["bathtub", "bed", "chair", "night_stand",
                                                                         "toilet"]
+    lazy = ModelNet10(root, split="train", in_memory=False)
+    assert all(torch.equal(ds.load()[i][0], lazy[i][0]) for i in range(len(ds)))
+    with h5py.File(tmp_path / "ply_data_train1.h5") as f:  # night_stand is row 0 of the second file
+        assert np.array_equal(ds[3][0].numpy(), f["data"][0, :1024])
 
 
 def test_normal_resampled(tmp_path):
@@ -360,3 +370,20 @@ def test_real_repacked_modelnet40(shared_data):
     assert np.array_equal(ModelNet40(root, split="test", in_memory=False, up_axis="z")[1][0].numpy(), raw[1])
     ten = ModelNet10(root, split="test", in_memory=False)
     assert len(ten) == 908 and ten.class_names[int(ten[0][1])] == ten.shape_ids[0].rsplit("_", 1)[0]
+
+
+def test_read_off_fast_and_checked_paths_agree(tmp_path):
+    from onebit.data.points.mesh import read_off
+
+    v, f = box((1.0, 2.0, 3.0))
+    plain = tmp_path / "a.off"
+    write_off(plain, v, f)
+    commented = tmp_path / "b.off"  # a comment sends it through the line-by-line parser
+    commented.write_text(plain.read_text().replace("OFF\n", "OFF\n# made by a test\n", 1))
+    for path in (plain, commented):
+        vv, ff = read_off(path)
+        assert np.allclose(vv, v) and np.array_equal(ff, f)
+    quads = tmp_path / "q.off"  # a quad and a triangle: fan triangulation
+    quads.write_text("OFF\n5 2 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n0 0 1\n4 0 1 2 3\n3 0 1 4\n")
+    vv, ff = read_off(quads)
+    assert ff.tolist() == [[0, 1, 2], [0, 2, 3], [0, 1, 4]]

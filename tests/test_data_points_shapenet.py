@@ -11,7 +11,12 @@ import torch
 import onebit.data.points  # noqa: F401
 from onebit.data import get_dataset
 from onebit.data.errors import DataError
-from onebit.data.points import SHAPENET_PART_CATEGORIES, ShapeNetPart, part_to_category, shapenet_category_parts
+from onebit.data.points import (
+    SHAPENET_PART_CATEGORIES,
+    ShapeNetPart,
+    part_to_category,
+    shapenet_category_parts,
+)
 from onebit.data.transforms import Compose, RandomRotate, Shuffle
 
 h5py = pytest.importorskip("h5py")

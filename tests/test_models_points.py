@@ -131,3 +131,16 @@ def test_ema_pooling_follows_the_spec(name):
     assert any(isinstance(m, nn_mod.EMAMaxPool) for m in model.modules())
     assert any(isinstance(m, nn.Hardtanh) for m in model.modules())
     assert not any(isinstance(m, nn.ReLU) for m in model.modules())
+
+
+@pytest.mark.parametrize("name", POINT_MODELS)
+def test_from_config_rebuilds_the_same_model(name):
+    from onebit.models import from_config
+
+    model = create(name, 5, binarize="bipointnet", **_small(name)).eval()
+    _run(model.train(), "cls")  # LSR scales initialise on the first training batch
+    model.eval()
+    clone = from_config(model.onebit_config).eval()
+    clone.load_state_dict(model.state_dict())
+    x = torch.randn(2, 64, 3)
+    torch.testing.assert_close(clone(x), model(x))

@@ -127,6 +127,26 @@ def test_ties_never_split_and_exact():
         assert float(_sse(w[r:r + 1], y[r:r + 1])[0]) == pytest.approx(_brute_min_sse(w[r].numpy()))
 
 
+def test_ties_kept_together_even_when_rounding_favours_a_tied_split():
+    # float64 prefix sums of values near 1e16 round; the unconstrained argmax lands between two
+    # equal values here, and the fit must fall back to the best split between distinct values
+    w = torch.tensor([[1e16, 1e16, 1e16 + 2, 1e16 + 2, 1e16, 1e16]], dtype=torch.float64)
+    fit = dab_fit(w)
+    assert fit.mask.tolist() == [[False, False, True, True, False, False]]
+    assert int(fit.k[0]) == 2
+
+
+def test_group_abs_means_for_theorem3():
+    w = torch.tensor([[-3.0, -1.0, 0.5, 2.0, 4.0, -0.2], [1.0, 2.0, 3.0, 4.0, 5.0, 100.0]])
+    fit = dab_fit(w)
+    for r in range(2):
+        e = fit.mask[r]
+        assert float(fit.l1_hi[r]) == pytest.approx(float(w[r][e].abs().mean()))
+        assert float(fit.l1_lo[r]) == pytest.approx(float(w[r][~e].abs().mean()))
+    one = dab_fit(torch.tensor([[-2.0, -2.0]]))
+    assert float(one.l1_hi[0]) == 2.0 and float(one.l1_lo[0]) == 0.0
+
+
 def test_balanced_plus_minus_c_is_exact():
     w = torch.tensor([[0.3, -0.3, -0.3, 0.3, 0.3, -0.3], [1.0, 1.0, -1.0, -1.0, 1.0, -1.0]])
     y = Q.get("dab")(w)

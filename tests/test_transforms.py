@@ -169,3 +169,10 @@ def test_bad_input_shapes():
         T.RandomRotate(axis="w")
     with pytest.raises(TypeError):
         T.Jitter(rng="seed")
+
+
+def test_fps_matches_numpy_reference():
+    # farthest_point_sample runs onebit.geometry's torch FPS when present: same indices as NumPy
+    p = cloud(500, seed=4)
+    for start in (0, 17):
+        assert np.array_equal(T.farthest_point_sample(p, 64, start), T.farthest_point_sample_numpy(p, 64, start))

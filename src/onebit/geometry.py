@@ -86,11 +86,11 @@ def farthest_point_sample(
 ) -> torch.Tensor:
     """Farthest point sampling: (B, N, C) → indices (B, npoint) int64.
 
-    idx[:, 0] = start (an int, a (B,) tensor, or ``"random"``-like behaviour by passing
-    ``start=None`` with an optional ``generator`` for a seeded uniform start). Then
-    idx[:, t] = argmax_j min_{s<t} d(x_j, x_{idx[:, s]}) with squared distances as in
-    ``square_distance``; ties → lowest j. With npoint > N the argmax picks already selected
-    points (distance 0) once every point is taken, i.e. it repeats the lowest index.
+    idx[:, 0] = ``start``: an int (default 0) or a (B,) tensor of per-cloud start indices;
+    ``start=None`` draws a uniform start per cloud from ``generator`` (seeded → reproducible).
+    Then idx[:, t] = argmax_j min_{s<t} d(x_j, x_{idx[:, s]}), with the exact channel-ordered
+    squared distance of ``square_distance``; ties → lowest j. Once every distinct point is taken
+    (npoint > number of distinct points) all distances are 0 and index 0 is repeated.
     """
     _check("farthest_point_sample", xyz, "xyz")
     b, n, _ = xyz.shape

@@ -7,6 +7,7 @@ leaves, their quantizers and scales included), with
   BN affine parameters, learnable scales such as LSR's α or XNOR++'s Γ) is 32-bit;
 * scale factors: how many scaling factors the deployed layer stores (per-channel α/β, LSR α, ...);
   those that are not parameters (e.g. XNOR's mean|W| per channel) are added to the memory at 32 bit;
+  activation factors: XNOR-Net's input scales computed at run time, per example (not stored);
 * packed memory: 1 bit per binary weight (M bits for ABC-Net's M bases), 32 bits per float value;
 * MACs per example, measured with forward hooks on ``example_input``: a MAC is binary when both
   its operands are binary (binarized input and weights: XNOR + popcount), else float (larq's
@@ -17,6 +18,8 @@ leaves, their quantizers and scales included), with
 from __future__ import annotations
 
 import math
+import sys
+import types
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +39,7 @@ class LayerSummary:
     params_1bit: int
     params_32bit: int
     scale_factors: int
+    activation_factors: int
     memory_bits: int
     binary_macs: int
     float_macs: int
@@ -99,6 +103,11 @@ def _macs_per_call(m: nn.Module, out: torch.Tensor) -> int:
     return 0
 
 
+# weight binarizers whose factorization stores per-output-channel factors by construction, even
+# when some of them happen to equal 1 (IR-Net's power-of-two scale of a standardised row is often 1)
+_PER_CHANNEL_FACTORS = {"bwn": 1, "xnor": 1, "bireal": 1, "bireal_weight": 1, "irnet": 1, "dab": 2}
+
+
 def _weight_factor_count(layer) -> tuple[int, int]:
     """(factors, of which not parameters) stored by a binary layer's weight side and output scale."""
     total = derived = 0
@@ -106,8 +115,12 @@ def _weight_factor_count(layer) -> tuple[int, int]:
     c_out = layer.weight.shape[0]
     if kq is not None:
         learned = sum(p.numel() for p in kq.parameters())
+        known = _PER_CHANNEL_FACTORS.get(getattr(kq, "name", ""))
         if learned:
             total += learned
+        elif known is not None:
+            total += known * c_out
+            derived += known * c_out
         else:
             try:
                 _, a, b = kq.factorize(layer.prepared_weight().detach())
@@ -160,7 +173,8 @@ def summary(model: nn.Module, example_input, *, title: str | None = None) -> Mod
         own = list(m.parameters(recurse=_is_leaf(m)))
         if _is_leaf(m) or own:
             rows_mods.append((name, m))
-    stats: dict[int, dict[str, Any]] = {id(m): {"calls": 0, "macs": 0, "shape": None} for _, m in rows_mods}
+    stats: dict[int, dict[str, Any]] = {id(m): {"calls": 0, "macs": 0, "shape": None, "act": 0}
+                                        for _, m in rows_mods}
 
     def hook(mod, _inp, out):
         st = stats[id(mod)]
@@ -169,6 +183,9 @@ def summary(model: nn.Module, example_input, *, title: str | None = None) -> Mod
         if isinstance(t, torch.Tensor):
             st["shape"] = (-1, *t.shape[1:]) if t.dim() > 0 else ()
             st["macs"] += _macs_per_call(mod, t)
+            if getattr(mod, "xnor_input", False) and t.dim() > 0:
+                # XNOR-Net's activation scale: one factor per output position (row / pixel / point)
+                st["act"] += t.numel() // t.shape[-1 if isinstance(mod, nn.Linear) else 1]
 
     handles = [m.register_forward_hook(hook) for _, m in rows_mods]
     was_training = model.training
@@ -213,7 +230,7 @@ def summary(model: nn.Module, example_input, *, title: str | None = None) -> Mod
             mem = 32 * p32
             fmacs = macs
         rows.append(LayerSummary(name or "(model)", type(m).__name__, iqn, kqn, st["shape"], p1, p32, factors,
-                                 mem, bmacs, fmacs))
+                                 st["act"] // batch, mem, bmacs, fmacs))
 
     # parameters owned by non-leaf modules that had no row (should not happen) still count as float
     rest = [p for p in model.parameters() if id(p) not in covered]
@@ -231,6 +248,7 @@ def summary(model: nn.Module, example_input, *, title: str | None = None) -> Mod
         "params_1bit": p1,
         "params_32bit": p32,
         "scale_factors": sum(r.scale_factors for r in rows),
+        "activation_factors": sum(r.activation_factors for r in rows),
         "memory_bytes": mem_bits / 8.0,
         "fp32_bytes": fp32_bits / 8.0,
         "compression_ratio": (fp32_bits / mem_bits) if mem_bits else float("nan"),
@@ -303,3 +321,14 @@ def _render(s: ModelSummary) -> str:
     out.append(f"MACs per example: {_fmt_int(t['macs'])} ({100 * t['binary_mac_fraction']:.1f} % binary)")
     out.extend(s.notes)
     return "\n".join(out)
+
+
+class _CallableModule(types.ModuleType):
+    """``onebit.summary`` is both this module and the function: once ``import onebit.summary`` has
+    bound the module to the package attribute, ``onebit.summary(model, x)`` must still work."""
+
+    def __call__(self, *args, **kwargs):
+        return summary(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -65,9 +65,10 @@ def _epoch_axis(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -259,10 +260,10 @@ def _fig_filter_hist(records, path, static):
     # (layer, filter index): one filter per layer first, then the others; at most 4 rows
     flists = list(cols[-1]["filters"].items())
     depth = max((len(fl) for _, fl in flists), default=0)
-    rows = [(layer, fl[j]["index"]) for j in range(depth) for layer, fl in flists if j < len(fl)][:4]
+    rows = [(layer, fl[j]["index"]) for j in range(depth) for layer, fl in flists if j < len(fl)][:3]
     if not rows:
         return None
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.2 * len(cols), 2.4 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.4 * len(cols), 2.6 * len(rows) + 0.4), squeeze=False)
     for j, rec in enumerate(cols):
         for i, (layer, idx) in enumerate(rows):
             ax = axes[i][j]
@@ -272,15 +273,18 @@ def _fig_filter_hist(records, path, static):
                 continue
             lo, hi = f["range"]
             counts = f["counts"]
-            w = (hi - lo) / len(counts)
-            ax.bar([lo + (b + 0.5) * w for b in range(len(counts))], counts, width=w, color="0.6")
-            ax.axvline(f["alpha"], color="C0", lw=1.5, label=f"α={f['alpha']:.3g}")
-            ax.axvline(f["beta"], color="C3", lw=1.5, label=f"β={f['beta']:.3g}")
-            ax.set_title(f"{layer}[{idx}] epoch {rec.get('epoch')}  K/n={f['K'] / f['n']:.2f}", fontsize=7)
-            ax.legend(fontsize=6)
+            edges = [lo + (hi - lo) * b / len(counts) for b in range(len(counts) + 1)]
+            ax.stairs(counts, edges, fill=True, color="0.6")  # one artist: far faster than bar()
+            ax.axvline(f["alpha"], color="C0", lw=1.5)
+            ax.axvline(f["beta"], color="C3", lw=1.5)
+            ax.set_title(f"{layer}[{idx}] epoch {rec.get('epoch')}\nK/n={f['K'] / f['n']:.2f}  "
+                         f"α={f['alpha']:.3g} (blue)  β={f['beta']:.3g} (red)", fontsize=7)
             ax.tick_params(labelsize=6)
     fig.suptitle("Latent weights of a filter with its two levels (DAB-Net Fig. 3)", fontsize=9)
-    return _save(fig, path)
+    # fixed margins: tight_layout over a grid of axes costs seconds of text measuring
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.86 if len(rows) == 1 else 0.9,
+                        wspace=0.3, hspace=0.75)
+    return _save(fig, path, tight=False)
 
 
 def _is_metric(key: str) -> bool:

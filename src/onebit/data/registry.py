@@ -32,11 +32,21 @@ def register_dataset(name: str, *, domain: str, task: str = "cls"):
     return deco
 
 
+def _ensure_loaded() -> None:
+    # the dataset modules register themselves on import; import them all on first lookup
+    from onebit.data import load_all
+
+    load_all()
+
+
 def dataset_names(domain: str | None = None) -> list[str]:
+    _ensure_loaded()
     return sorted(n for n, e in _REGISTRY.items() if domain is None or e.domain == domain)
 
 
 def dataset_entry(name: str) -> DatasetEntry:
+    if name not in _REGISTRY:
+        _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -28,7 +28,7 @@ import numpy as np
 __all__ = [
     "Compose", "NormalizeScale", "Center", "RandomScale", "RandomShift", "Jitter", "RandomRotate",
     "RandomPerturbRotate", "PointDropout", "FPSSample", "RandomSample", "FirstSample", "Shuffle",
-    "farthest_point_sample", "rotation_matrix", "worker_rng", "transform_from_config",
+    "farthest_point_sample", "farthest_point_sample_numpy", "rotation_matrix", "worker_rng", "transform_from_config",
     "transform_names", "AXES",
 ]
 
@@ -294,18 +294,30 @@ class PointDropout(_Transform):
 
 
 def farthest_point_sample(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
-    """Indices of ``n`` points chosen by farthest point sampling on xyz (channels 0:3),
-    starting from index ``start``: each next point maximises the distance to the chosen set
-    (NumPy, O(N·n); used per cloud in data loading)."""
-    xyz = np.asarray(points)[:, :3]
+    """Indices (n,) of farthest point sampling on xyz (channels 0:3) from index ``start``:
+    idx[t] = argmax_j min_{s<t} |x_j − x_idx[s]|², ties → lowest j. Runs
+    ``onebit.geometry.farthest_point_sample`` (the engine's reference semantics) when that
+    module is present, else the identical NumPy loop ``farthest_point_sample_numpy``."""
+    xyz = np.asarray(points)[:, :3].astype(np.float64)
     m = len(xyz)
     if n > m:
         raise ValueError(f"farthest_point_sample: asked for {n} points from a cloud of {m}")
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    xyz = xyz.astype(np.float64)
+    try:
+        from onebit.geometry import farthest_point_sample as torch_fps
+    except ImportError:
+        return farthest_point_sample_numpy(xyz, n, start)
+    import torch
+
+    return torch_fps(torch.from_numpy(xyz)[None], n, int(start))[0].numpy()
+
+
+def farthest_point_sample_numpy(xyz: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """NumPy farthest point sampling (same definition as ``farthest_point_sample``)."""
+    xyz = np.asarray(xyz, dtype=np.float64)[:, :3]
     idx = np.empty(n, dtype=np.int64)
-    dist = np.full(m, np.inf)
+    dist = np.full(len(xyz), np.inf)
     cur = int(start)
     for i in range(n):
         idx[i] = cur

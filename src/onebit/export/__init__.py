@@ -124,6 +124,9 @@ class _Builder:
             return f"v{v.id}.bits"
 
         values["input"] = {"kind": "float", "channels": self.input.channels, "pooled": False}
+        if self.input.bit_users:  # binary first layer: sign of the raw points
+            values[bname(self.input)] = {"kind": "bits", "channels": self.input.channels, "pooled": False}
+            ops.append({"op": "sign", "name": "sign_input", "input": "input", "output": bname(self.input)})
         for node in self.nodes:
             out = node["output"]
             if node["kind"] == "bmm":
@@ -132,7 +135,7 @@ class _Builder:
                             "matrix": fname(node["matrix"]), "output": fname(out)})
             else:
                 self._lower_linear(node, tensors, values, ops, fname, bname)
-            if out.bit_users and out.float_users:  # both kinds of consumer: float value + sign op
+            if out.bit_users and (out.float_users or node["kind"] == "bmm"):  # float value + sign op
                 values[bname(out)] = {"kind": "bits", "channels": out.channels, "pooled": out.pooled}
                 ops.append({"op": "sign", "name": f"sign{out.id}", "input": fname(out), "output": bname(out)})
         graph = {"input": {"name": "input", "channels": self.input.channels, "layout": "points (N, C)"},
@@ -183,11 +186,10 @@ class _Builder:
                     zs, zc = a, np.zeros(n)
                     row = None
                 else:
-                    # DAB: W̃·x = 4a·popc(e∧x) + 2(b−a)·popc(x) + a(k − 2|e|) − b·k, e = (signs > 0)
+                    # DAB: W̃·x = a·(signs·x) + b·Σx; the engine gets both integers from AND-popcounts:
+                    # signs·x = 4·popc(e∧x) − 2·popc(x) + k − 2|e|, Σx = 2·popc(x) − k (e = signs > 0)
                     op["product"] = "and"
-                    ne = (signs > 0).sum(1)
-                    zs, row = 4 * a, 2 * (b - a)
-                    zc = a * (k - 2 * ne) - b * k
+                    zs, row, zc = a, b, np.zeros(n)
             else:
                 op["product"] = "float"
                 if kq is not None:
@@ -382,3 +384,14 @@ def export(model, path) -> dict:
     return {"path": str(path), "file_bytes": size, "ops": len(graph["ops"]),
             "binary_layers": sum(op["product"] != "float" for op in lin),
             "float_layers": sum(op["product"] == "float" for op in lin)}
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``onebit.export`` is both this package and the function: once the package is imported, Python
+    binds the attribute ``onebit.export`` to the module, so calling the module calls :func:`export`."""
+
+    def __call__(self, model, path) -> dict:
+        return export(model, path)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -110,7 +110,7 @@ class _BinaryMixin:
 
     _channel_dim: int = 1
 
-    def _init_binary(self, input_quantizer, kernel_quantizer, scale, center_weights, pad_value=None):
+    def _init_binary(self, input_quantizer, kernel_quantizer, scale, center_weights):
         owner = type(self).__name__
         self.input_quantizer = resolve_quantizer(input_quantizer, "input", owner)
         self.kernel_quantizer = resolve_quantizer(kernel_quantizer, "kernel", owner)
@@ -129,6 +129,9 @@ class _BinaryMixin:
         self.lsr = LSRScale(center_weights=center_weights) if scale == "lsr" else None
         if center_weights and scale != "lsr":
             raise ValueError(f"{owner}: center_weights is an LSR option (official BiPointNet code); use scale='lsr'")
+        for m in (self.input_quantizer, self.kernel_quantizer, self.lsr):
+            if m is not None:  # scales and quantizer state live where the weight lives
+                m.to(device=self.weight.device)
         self.layer_name: str | None = None
 
     # -- introspection used by convert / summary / export ---------------------------------------

@@ -36,6 +36,7 @@ class LSRScale(nn.Module):
         self.center_weights = bool(center_weights)
         self.alpha = nn.Parameter(torch.ones(()))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._ready = False  # python-side cache of `initialized`: no device sync once it is True
 
     def prepare_weight(self, w: torch.Tensor) -> torch.Tensor:
         """W, or W − mean(W) with ``center_weights`` (gradient flows through the centring)."""
@@ -43,7 +44,9 @@ class LSRScale(nn.Module):
 
     @property
     def is_initialized(self) -> bool:
-        return bool(self.initialized)
+        if not self._ready:
+            self._ready = bool(self.initialized)
+        return self._ready
 
     @torch.no_grad()
     def initialize_(self, real_out: torch.Tensor, binary_out: torch.Tensor, weight: torch.Tensor | None = None,
@@ -62,6 +65,7 @@ class LSRScale(nn.Module):
             value /= torch.distributed.get_world_size()
         self.alpha.copy_(value)
         self.initialized.fill_(True)
+        self._ready = True
         return float(value)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -73,6 +77,7 @@ class LSRScale(nn.Module):
         # training batch sets it, instead of failing a strict load.
         keys = (prefix + "alpha", prefix + "initialized")
         absent = [k for k in keys if k not in state_dict]
+        self._ready = False  # re-read the loaded flag on next use
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         if len(absent) == 2:

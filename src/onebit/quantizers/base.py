@@ -11,7 +11,10 @@ __all__ = ["Quantizer", "sign", "register_quantizer", "get", "names", "update_sc
 
 def sign(x: torch.Tensor) -> torch.Tensor:
     """sign(x) = +1 for x >= 0, -1 for x < 0 (project-wide convention: sign(0) = +1, never 0)."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    if x.is_floating_point():
+        # copysign is one fast pass; adding +0.0 turns -0.0 into +0.0 so that sign(-0.0) = +1 too
+        return torch.ones_like(x).copysign_(x + 0.0)
+    return torch.where(x >= 0, 1, -1).to(x.dtype)
 
 
 def check_finite(x: torch.Tensor, who: str, layer_name: str | None = None) -> None:

@@ -32,12 +32,15 @@ BACKWARDS = ("thm3", "thm3_literal", "jacobian", "ste", "official")
 
 class DABFit(NamedTuple):
     """Per-row two-level fit: ``mask`` (R, n) bool, True on the α (upper) group; ``alpha``, ``beta``
-    (R,) in the input dtype; ``k`` (R,) int64 = |α group|."""
+    (R,) in the input dtype; ``k`` (R,) int64 = |α group|; ``l1_hi``, ``l1_lo`` (R,) = mean |w| over
+    the α / β group (Theorem 3's ‖T_k‖₁/K and ‖W − T_k‖₁/(n − K); 0 for an empty group)."""
 
     mask: torch.Tensor
     alpha: torch.Tensor
     beta: torch.Tensor
     k: torch.Tensor
+    l1_hi: torch.Tensor | None = None
+    l1_lo: torch.Tensor | None = None
 
 
 def _sort_rows(w2: torch.Tensor) -> torch.Tensor:
@@ -70,10 +73,15 @@ def dab_fit(w2: torch.Tensor, layer_name: str | None = None, who: str = "dab") -
         sqrt_c = torch.sqrt(i * (n - i) / n)
         z = torch.outer(total, sqrt_c / (n - i))
         z.addcmul_(p[:, :-1], sqrt_c * n / (i * (n - i)), value=-1.0)
-        tie = s[:, 1:] == s[:, :-1]  # a split between equal values is never optimal (module docstring)
-        z.masked_fill_(tie, -torch.inf)
         j = z.argmax(1)  # first maximum: lower group = the j+1 smallest values
-        two = ~tie.all(1)
+        two = s[:, 0] != s[:, -1]  # rows with >= 2 distinct values
+        # A split between equal values is never optimal (module docstring); if rounding made the
+        # argmax land inside a run of ties, redo those rows with the tied splits excluded.
+        bad = (s.gather(1, j.unsqueeze(1)) == s.gather(1, (j + 1).unsqueeze(1))).squeeze(1) & two
+        if bool(bad.any()):
+            rows = bad.nonzero().squeeze(1)
+            zb = z[rows].masked_fill_(s[rows, 1:] == s[rows, :-1], -torch.inf)
+            j[rows] = zb.argmax(1)
     else:
         j = torch.zeros(r, dtype=torch.long, device=w2.device)
         two = torch.zeros(r, dtype=torch.bool, device=w2.device)
@@ -86,7 +94,17 @@ def dab_fit(w2: torch.Tensor, layer_name: str | None = None, who: str = "dab") -
     thr = s.gather(1, n_lo.clamp_max(n - 1).unsqueeze(1))
     thr = torch.where(two.unsqueeze(1), thr, torch.full_like(thr, -torch.inf))
     mask = w2 >= thr
-    return DABFit(mask, alpha.to(w2.dtype), beta.to(w2.dtype), k)
+    # group sums of |w| from the same prefix sums: with z0 negatives, Σ_{t<m}|s_t| = P(m) − 2·P(min(m, z0))
+    z0 = torch.searchsorted(s, torch.zeros_like(s[:, :1])).squeeze(1)  # number of negative entries
+
+    def prefix(m):  # P(m) = sum of the m smallest values, P(0) = 0
+        return torch.where(m > 0, p.gather(1, (m - 1).clamp_min(0).unsqueeze(1)).squeeze(1), 0.0)
+
+    abs_total = total - 2 * prefix(z0)
+    abs_lo = torch.where(two, lo_sum - 2 * prefix(torch.minimum(n_lo, z0)), 0.0)
+    l1_hi = (abs_total - abs_lo) / k
+    l1_lo = abs_lo / (n - k).clamp_min(1)
+    return DABFit(mask, alpha.to(w2.dtype), beta.to(w2.dtype), k, l1_hi, l1_lo)
 
 
 @torch.no_grad()
@@ -122,40 +140,45 @@ class _DABFn(torch.autograd.Function):
     """Forward: where(mask, α, β). Backward: one of ``BACKWARDS`` (see DAB's docstring)."""
 
     @staticmethod
-    def forward(ctx, w2, fit_mask, alpha, beta, k, backward, c_in):
-        ctx.save_for_backward(w2, fit_mask, alpha, beta, k)
+    def forward(ctx, w2, fit_mask, alpha, beta, k, l1_hi, l1_lo, backward, c_in):
+        ctx.save_for_backward(w2, fit_mask, alpha, beta, k, l1_hi, l1_lo)
         ctx.backward_mode, ctx.c_in = backward, c_in
         return torch.where(fit_mask, alpha.unsqueeze(1), beta.unsqueeze(1))
 
     @staticmethod
     def backward(ctx, g):
-        w2, mask, alpha, beta, k = ctx.saved_tensors
+        w2, mask, alpha, beta, k, l1_hi, l1_lo = ctx.saved_tensors
         mode = ctx.backward_mode
         n = w2.shape[1]
         kf = k.to(g.dtype).unsqueeze(1)
         n_lo = (n - kf).clamp_min(1)  # only used on lower-group entries, which exist iff n - K >= 1
         kf = kf.clamp_min(1)
         if mode == "ste":
-            return g * (w2.abs() <= 1).to(g.dtype), None, None, None, None, None, None
+            return g * (w2.abs() <= 1).to(g.dtype), None, None, None, None, None, None, None, None
         if mode == "jacobian":
-            g_hi = (g * mask).sum(1, keepdim=True) / kf
-            g_lo = (g * ~mask).sum(1, keepdim=True) / n_lo
-            return torch.where(mask, g_hi, g_lo), None, None, None, None, None, None
+            g_hi_sum = torch.where(mask, g, 0.0).sum(1, keepdim=True)
+            g_hi, g_lo = g_hi_sum / kf, (g.sum(1, keepdim=True) - g_hi_sum) / n_lo
+            return torch.where(mask, g_hi, g_lo), None, None, None, None, None, None, None, None
         absw = w2.abs()
         if mode == "official":
             ste = (absw < 1).to(g.dtype)
             m_hi = alpha.unsqueeze(1).abs() * ste + 1.0 / kf
             m_lo = beta.unsqueeze(1).abs() * ste + 1.0 / n_lo
             factor = 1.0 - 1.0 / ctx.c_in
-            return g * torch.where(mask, m_hi, m_lo) * factor, None, None, None, None, None, None
+            return g * torch.where(mask, m_hi, m_lo) * factor, None, None, None, None, None, None, None, None
         # Theorem 3: G = e/K + (‖T_k‖₁/K)·1(|w|<=1)·e + s_lo/(n−K)·(1−e) + (‖W−T_k‖₁/(n−K))·1(|w|<=1)·(1−e)
-        ste = (absw <= 1).to(g.dtype)
-        l1_hi = (absw * mask).sum(1, keepdim=True) / kf
-        l1_lo = (absw * ~mask).sum(1, keepdim=True) / n_lo
-        lo_first = torch.where(w2 < 0, -1.0, 1.0).to(g.dtype) if mode == "thm3_literal" else 1.0
-        m_hi = 1.0 / kf + l1_hi * ste
-        m_lo = lo_first / n_lo + l1_lo * ste
-        return g * torch.where(mask, m_hi, m_lo), None, None, None, None, None, None
+        if l1_hi is None:  # (the official fit does not provide the group means of |w|)
+            abs_hi = torch.where(mask, absw, 0.0).sum(1, keepdim=True)
+            l1_hi, l1_lo = abs_hi / kf, (absw.sum(1, keepdim=True) - abs_hi) / n_lo
+        else:
+            l1_hi, l1_lo = l1_hi.to(g.dtype).unsqueeze(1), l1_lo.to(g.dtype).unsqueeze(1)
+        ste_scale = torch.where(mask, l1_hi, l1_lo)
+        if mode == "thm3_literal":
+            mult = torch.where(mask, 1.0 / kf, torch.where(w2 < 0, -1.0, 1.0).to(g.dtype) / n_lo)
+        else:
+            mult = torch.where(mask, 1.0 / kf, 1.0 / n_lo)
+        mult.addcmul_(ste_scale, (absw <= 1).to(g.dtype))
+        return g * mult, None, None, None, None, None, None, None, None
 
 
 @register_quantizer("dab")
@@ -200,7 +223,8 @@ class DAB(Quantizer):
     def forward(self, w):
         f = self.fit(w)
         c_in = w.shape[1] if w.dim() > 1 else 1
-        out = _DABFn.apply(w.reshape(w.shape[0], -1), f.mask, f.alpha, f.beta, f.k, self.backward, c_in)
+        out = _DABFn.apply(w.reshape(w.shape[0], -1), f.mask, f.alpha, f.beta, f.k, f.l1_hi, f.l1_lo,
+                           self.backward, c_in)
         return out.reshape(w.shape)
 
     @torch.no_grad()

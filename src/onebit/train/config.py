@@ -111,8 +111,8 @@ def set_dotted(cfg: dict[str, Any], key: str, value: Any, source: str | None = N
         if nxt is None:
             nxt = node[p] = {}
         elif isinstance(nxt, str) and p == "binarize":
-            # binarize: "xnor" --set binarize.pool=ema-max -> {"name": "xnor", "pool": ...}
-            nxt = node[p] = {"name": nxt}
+            # binarize: "xnor" --set binarize.pool=ema-max -> {"preset": "xnor", "pool": ...}
+            nxt = node[p] = {"preset": nxt}
         elif not isinstance(nxt, dict):
             raise ConfigError(
                 f"{_where(source)}cannot set {key!r}: {'.'.join(parts[: i + 1])} is a {type(nxt).__name__}, "

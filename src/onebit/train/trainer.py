@@ -151,6 +151,21 @@ def _builder_params(model_name: str) -> set[str]:
     return set(inspect.signature(entry(model_name).builder).parameters)
 
 
+def resolve_binarize(b):
+    """The config's ``binarize``: None, a preset name, a full spec dict, or ``{preset: NAME, **overrides}``
+    (``resolve_spec(NAME, **overrides)``, e.g. ``{preset: bnn, scale: lsr}`` or
+    ``{preset: xnor, pool: ema-max}``). Returned as what ``onebit.models.create`` takes."""
+    if isinstance(b, dict) and "preset" in b:
+        from onebit.convert import resolve_spec
+
+        rest = {k: v for k, v in b.items() if k != "preset"}
+        try:
+            return resolve_spec(b["preset"], **rest).to_dict()
+        except Exception as e:
+            raise ConfigError(f"binarize: {e}") from None
+    return b
+
+
 def build_model(cfg: dict, dataset, task: str) -> nn.Module:
     """``onebit.models.create`` with classes (and, when the builder takes them and the config does
     not set them, ``in_channels`` / ``num_categories``) taken from the dataset."""
@@ -173,7 +188,7 @@ def build_model(cfg: dict, dataset, task: str) -> nn.Module:
         ncat = getattr(dataset, "num_categories", None)
         if ncat:
             options["num_categories"] = int(ncat)
-    binarize = cfg["binarize"]
+    binarize = resolve_binarize(cfg["binarize"])
     return create(name, num_classes=int(num_classes), task=task, binarize=binarize, **options)
 
 
@@ -593,6 +608,8 @@ class Trainer:
             if self.recorder is not None:
                 if diag_batch is None:
                     diag_batch = _to(next(iter(self.eval_loader))[0], self.device)
+                    if diag_batch.dim() == self.fwd.base_dims + 1:  # multi-crop eval: probe crop 0
+                        diag_batch = diag_batch[:, 0]
                 try:
                     self.recorder.on_epoch_end(epoch, self.raw_model, diag_batch)
                 except Exception as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from functools import cache
 
 import numpy as np
@@ -34,6 +35,9 @@ def read_off(path: str | os.PathLike) -> Mesh:
         raise DataError(path, "not an ASCII OFF file (binary content)") from None
     except OSError as e:
         raise DataError(path, f"cannot read: {e.strerror or e}") from None
+    fast = _read_off_fast(text)
+    if fast is not None:
+        return fast
     lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines or not lines[0].startswith("OFF"):
@@ -77,6 +81,40 @@ def read_off(path: str | os.PathLike) -> Mesh:
         raise DataError(path, f"face index out of range 0..{nv - 1}")
     if len(faces) == 0:
         raise DataError(path, "mesh has no faces")
+    return verts, faces
+
+
+def _read_off_fast(text: str) -> Mesh | None:
+    """The common case in C speed: a header, nv lines "x y z", nf lines "3 a b c", no comments.
+    Returns None whenever anything differs, so that the checked line parser handles it."""
+    if "#" in text:
+        return None
+    head, sep, rest = text.partition("\n")
+    head = head.strip()
+    if not head.startswith("OFF"):
+        return None
+    if head == "OFF":
+        counts, sep, rest = rest.partition("\n")
+    else:
+        counts = head[3:]
+    try:
+        nv, nf = (int(t) for t in counts.split()[:2])
+    except ValueError:
+        return None
+    if nv <= 0 or nf <= 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vals = np.fromstring(rest, sep=" ")
+    if vals.size != 3 * nv + 4 * nf:
+        return None
+    verts = vals[:3 * nv].reshape(nv, 3)
+    f = vals[3 * nv:].reshape(nf, 4)
+    if not (f[:, 0] == 3).all() or not np.isfinite(verts).all():
+        return None
+    faces = f[:, 1:].astype(np.int64)
+    if not np.array_equal(faces, f[:, 1:]) or faces.min() < 0 or faces.max() >= nv:
+        return None
     return verts, faces
 
 

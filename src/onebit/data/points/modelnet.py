@@ -51,19 +51,29 @@ _SAMPLING_DEFAULT = {"hdf5": "first", "normal_resampled": "first", "off": "fps",
 _SUBDIRS = ("modelnet40_ply_hdf5_2048", "modelnet40_normal_resampled", "ModelNet40", "ModelNet10")
 
 
-def detect_format(root: str | Path) -> tuple[str, Path]:
-    """Find which ModelNet format a folder holds; returns (format, folder). Also looks one
-    level down in the usual archive folder names (``modelnet40_ply_hdf5_2048``, ...)."""
+def _format_of(d: Path) -> str | None:
+    if (d / "train.h5").is_file() or (d / "test.h5").is_file():
+        return "repacked"
+    if (d / "train_files.txt").is_file() or any(d.glob("ply_data_*.h5")):
+        return "hdf5"
+    if any(d.glob("modelnet*_shape_names.txt")) or any(d.glob("modelnet*_train.txt")):
+        return "normal_resampled"
+    if any(d.glob("*/train/*.off")) or any(d.glob("*/test/*.off")):
+        return "off"
+    return None
+
+
+def detect_format(root: str | Path, want: str | None = None) -> tuple[str, Path]:
+    """Find which ModelNet format a folder holds (or where format ``want`` is); returns
+    (format, folder). Also looks one level down in the usual archive folder names
+    (``modelnet40_ply_hdf5_2048``, ``modelnet40_normal_resampled``, ``ModelNet40``, ``ModelNet10``)."""
     root = _io.require_dir(root, "ModelNet")
     for d in [root] + [root / s for s in _SUBDIRS if (root / s).is_dir()]:
-        if (d / "train.h5").is_file() or (d / "test.h5").is_file():
-            return "repacked", d
-        if (d / "train_files.txt").is_file() or any(d.glob("ply_data_*.h5")):
-            return "hdf5", d
-        if any(d.glob("modelnet*_shape_names.txt")) or any(d.glob("modelnet*_train.txt")):
-            return "normal_resampled", d
-        if any(d.glob("*/train/*.off")) or any(d.glob("*/test/*.off")):
-            return "off", d
+        fmt = _format_of(d)
+        if fmt is not None and (want is None or fmt == want):
+            return fmt, d
+    if want is not None:
+        raise DataError(root, f"no ModelNet data in format {want!r} found here")
     raise DataError(root, "no ModelNet data found: expected train.h5/test.h5, ply_data_*.h5 with "
                           "train_files.txt, modelnet40_shape_names.txt + text files, or <class>/train/*.off")
 
@@ -85,7 +95,8 @@ class ModelNet(Dataset):
         transform: callable applied to the points (e.g. ``onebit.data.transforms.Compose``).
         seed: seeds the fixed (non-resampled) per-shape sampling.
         in_memory: HDF5 formats: read all clouds at first access (True) or one at a time.
-        cache: text/OFF formats without resampling: keep processed clouds in memory.
+        cache: keep parsed text tables (normal_resampled) and, without resampling, the
+            processed clouds of the text and OFF formats in memory.
         off_samples: surface points drawn from each OFF mesh before FPS.
     """
 
@@ -109,12 +120,7 @@ class ModelNet(Dataset):
         if format == "auto":
             self.format, self.root = detect_format(root)
         elif format in FORMATS:
-            try:
-                found, folder = detect_format(root)
-            except DataError:
-                found, folder = None, None
-            # accept the archive's parent folder, like "auto" does
-            self.format, self.root = format, folder if found == format else _io.require_dir(root, self.NAME)
+            self.format, self.root = detect_format(root, want=format)
         else:
             raise ValueError(f"{self.NAME}: format must be 'auto' or one of {FORMATS}, got {format!r}")
         self.num_points, self.up_axis, self.use_normals = int(num_points), up_axis, bool(use_normals)
@@ -127,7 +133,8 @@ class ModelNet(Dataset):
         self.off_samples = int(off_samples)
         self.class_names = list(self.CLASSES)
         self.num_classes = len(self.class_names)
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[int, np.ndarray] = {}  # processed clouds (fixed sampling only)
+        self._raw_text: dict[int, np.ndarray] = {}  # parsed text tables (normal_resampled)
         self._arrays: list[np.ndarray] | None = None
         self._rng = worker_rng(None, f"{self.NAME}-{split}")
         getattr(self, f"_index_{self.format}")()
@@ -257,20 +264,31 @@ class ModelNet(Dataset):
             return self._rng()
         return np.random.default_rng([self.seed, index])
 
+    def load(self) -> ModelNet:
+        """Read all HDF5 clouds into memory now (``in_memory`` formats; otherwise a no-op).
+        Call it before building a multi-worker DataLoader so that forked workers share the
+        arrays instead of each reading the files."""
+        if self.format in ("hdf5", "repacked") and self.in_memory and self._arrays is None:
+            arrays = []
+            for p, rows in zip(self._files, self._rows):
+                with _io.open_h5(p) as f:
+                    pts = _io.h5_array(f, self._h5_key, p)
+                    if self.use_normals:
+                        pts = np.concatenate([pts, _io.h5_array(f, "normal", p)], axis=-1)
+                # keep only this dataset's rows (ModelNet10 uses a quarter of the ModelNet40 files)
+                full = np.full(len(pts), -1, dtype=np.int64)
+                full[rows] = np.arange(len(rows))
+                arrays.append((pts[rows], full))
+            self._arrays = arrays
+        return self
+
     def _raw_h5(self, index: int) -> np.ndarray:
         fi, row = self._where[index]
         path = self._files[fi]
         if self.in_memory:
-            if self._arrays is None:
-                arrays = []
-                for p in self._files:
-                    with _io.open_h5(p) as f:
-                        pts = _io.h5_array(f, self._h5_key, p)
-                        if self.use_normals:
-                            pts = np.concatenate([pts, _io.h5_array(f, "normal", p)], axis=-1)
-                    arrays.append(pts)
-                self._arrays = arrays
-            pts = self._arrays[fi][row]
+            self.load()
+            pts, pos = self._arrays[fi]
+            pts = pts[pos[row]]
         else:
             with _io.open_h5(path) as f:
                 pts = _io.h5_array(f, self._h5_key, path, rows=slice(row, row + 1))[0]
@@ -281,14 +299,18 @@ class ModelNet(Dataset):
     def _cloud(self, index: int) -> np.ndarray:
         """The processed cloud (num_points, C) in the output frame, before ``transform``."""
         if not self.resample and index in self._cache:
-            return self._cache[index]
+            return self._cache[index].copy()  # callers and transforms may modify it in place
         rng = self._item_rng(index)
         ch = 6 if self.use_normals else 3
         if self.format in ("hdf5", "repacked"):
             pts = self._raw_h5(index)
         elif self.format == "normal_resampled":
             path = self._paths[index]
-            pts = _io.load_text(path, ",", ch, "point file")[:, :ch]
+            pts = self._raw_text.get(index)
+            if pts is None:
+                pts = _io.load_text(path, ",", ch, "point file")[:, :ch].astype(np.float32)
+                if self.cache:  # parsing 10k lines costs ~30 ms: keep the table for later epochs
+                    self._raw_text[index] = pts
         else:
             path = self._paths[index]
             verts, faces = read_off(path)

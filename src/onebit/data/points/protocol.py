@@ -128,6 +128,12 @@ def build_datasets(protocol: str | dict | Protocol | None = None, dataset: str =
     Synthetic sets (already fixed-size clouds) only take the train augmentation.
     Returns ``(train, test)``.
     """
+    from onebit.data.registry import dataset_entry
+
+    entry = dataset_entry(dataset)
+    if entry.domain != "points" or entry.task == "semseg":
+        raise ValueError(f"point protocols apply to point classification / part-segmentation datasets, "
+                         f"not {dataset!r} ({entry.domain}, {entry.task})")
     p = get_protocol(protocol)
     train_tf = p.train_transform()
     if transform_extra is not None:

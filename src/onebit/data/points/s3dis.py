@@ -202,7 +202,7 @@ class S3DIS(Dataset):
         pts, lab = self.points[index], self.labels[index]
         if self.transform is not None:
             pts, lab = self.transform(pts, lab)
-        return torch.as_tensor(np.asarray(pts, dtype=np.float32)), torch.as_tensor(np.asarray(lab, dtype=np.int64))
+        return torch.tensor(np.asarray(pts, dtype=np.float32)), torch.tensor(np.asarray(lab, dtype=np.int64))
 
 
 @register_dataset("s3dis", domain="points", task="semseg")

@@ -102,7 +102,7 @@ class SyntheticShapes(Dataset):
         pts = self.points[index]
         if self.transform is not None:
             pts = self.transform(pts)
-        return torch.as_tensor(np.asarray(pts, dtype=np.float32)), torch.tensor(int(self.labels[index]))
+        return torch.tensor(np.asarray(pts, dtype=np.float32)), torch.tensor(int(self.labels[index]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class SyntheticParts(Dataset):
         cat = torch.tensor(int(self.categories[index]))
         if self.transform is not None:
             pts, (seg, cat) = self.transform(pts, (seg, cat))
-        return torch.as_tensor(np.asarray(pts, dtype=np.float32)), (torch.as_tensor(np.asarray(seg)), cat)
+        return torch.tensor(np.asarray(pts, dtype=np.float32)), (torch.tensor(np.asarray(seg)), cat)
 
 
 @register_dataset("synthetic_shapes", domain="points", task="cls")

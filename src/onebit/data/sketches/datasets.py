@@ -24,7 +24,7 @@ from onebit.data.errors import DataError
 from onebit.data.registry import register_dataset
 from onebit.data.sketches.folds import FOLDS_DIR, fold_indices, fold_parts, load_rank_folds, sort_files
 from onebit.data.sketches.preprocess import normalize_stroke_width, to_ink
-from onebit.data.sketches.raster import read_ndjson, read_stroke_h5, rasterize_strokes
+from onebit.data.sketches.raster import rasterize_strokes, read_ndjson, read_stroke_h5
 from onebit.data.sketches.transforms import sketch_transform
 
 __all__ = [
