@@ -450,6 +450,8 @@ class Engine {
                     s.rowpc[i] = c;
                 }
             for (int p = 0; p < op.panels; ++p) {
+                // OR pooling: a panel whose 32 channels are all set already cannot change (early exit)
+                if (or_mode && op.int_thr && raw == nullptr && orm[p] == 0xFFFFFFFFu) continue;
                 const uint64_t* wpp = op.wp.data() + static_cast<size_t>(p) * op.W * NP;
                 if (fast) {
                     thr_tile_avx512(or_mode, Xt, ldx, R, wpp, op.W, op.P.data() + p * NP, op.flip[p],

@@ -93,8 +93,9 @@ def test_pool_capture_removes_hooks_and_restores_mode():
         net(torch.ones(2, 4, 3))
     assert cap.positive["pool"] == [1.0] and cap.global_name == "pool"
     assert not net.pool._forward_hooks
+    net.local_pool.eval()  # a submodule deliberately in eval mode keeps it
     pooled_entropy(net, torch.ones(2, 4, 3))
-    assert net.training
+    assert net.training and net.pool.training and not net.local_pool.training
 
 
 # ---------------------------------------------------------------------------------- scale distortion

@@ -170,3 +170,27 @@ def test_cli_analyze_checkpoint(tmp_path, capsys):
     for p in figs.values():
         assert _png_ok(__import__("pathlib").Path(p))
     assert (tmp_path / "last_analysis" / "scale_distortion.png").is_file()
+
+
+def test_collect_partseg_passes_category_and_sketch_convs():
+    torch.manual_seed(0)
+    m = models.create("pointnet", num_classes=4, task="partseg", binarize="bipointnet", width=0.125,
+                      num_categories=3)
+    pts = torch.randn(2, 64, 3)
+    rec = collect(m, (pts, [torch.zeros(2, 64, dtype=torch.long), torch.tensor([0, 2])]))
+    assert rec["pooled_entropy"] is not None and rec["layers"]
+    if "sketch_a_net" not in models.names():
+        pytest.skip("sketch_a_net not registered")
+    s = models.create("sketch_a_net", num_classes=5, binarize="dab-fbin", input_size=32, width=0.25)
+    rec = collect(s, torch.randn(4, 1, 32, 32))
+    convs = {n: d for n, d in rec["layers"].items() if d["type"] == "BinaryConv2d"}
+    assert convs and all("zero_grad" in d and "k_norm" in d and d["scale_ratio"] > 0 for d in convs.values())
+    assert rec["filters"]  # DAB filters get histograms
+
+
+def test_latest_per_epoch_dedupes_resumed_runs():
+    from onebit.analysis.plots import latest_per_epoch
+
+    rows = [{"epoch": 0, "v": 1}, {"epoch": 1, "v": 2}, {"epoch": 1, "v": 3}, {"epoch": 2, "v": 4}]
+    assert [r["v"] for r in latest_per_epoch(rows[::-1])] == [1, 2, 4]
+    assert [r["v"] for r in latest_per_epoch(rows)] == [1, 3, 4]

@@ -192,6 +192,9 @@ def test_spec_errors_are_clear():
         BinarizeSpec(weight="ste_sign", pad_value=0)
     with pytest.raises(SpecError, match="unknown override"):
         resolve_spec("bnn", colour="red")
+    with pytest.raises(SpecError, match="dab_preprocess"):
+        resolve_spec("dab-wbin", dab_preprocess="sometimes")
+    assert resolve_spec("dab-wbin", dab_preprocess="channel").dab_preprocess == "channel"
     with pytest.raises(SpecError, match="layer '3'"):
         binarize(toy(), {"weight": "no_such_quantizer"})
 

@@ -66,7 +66,7 @@ def test_bipointnet_parity(name, tmp_path):
     assert info["float_layers"] == (3 if name == "pointnet" else 2)
     # the pooled 1024-channel layer runs as a thresholded OR: its per-point output is never stored
     op = next(o for o in eng.ops if o["name"] == "mlp2." + ("1" if name != "pointnet_vanilla" else "2") + ".linear")
-    assert op["pool"] == "or" and "threshold" not in op  # EMA offset: threshold derived per point count
+    assert op["pool"] == "or" and "bound" not in op  # EMA offset: threshold derived per point count
 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
@@ -132,3 +132,16 @@ def test_real_modelnet40_slice(shared_data, tmp_path):
     _check(model, tmp_path, pts, check_acc=False)
     model = calibrated_model("pointnet_deploy", "bipointnet", seed=9, points=256)
     _check(model, tmp_path, pts[:4])
+
+
+def test_fixed_points_folds_ema_offset(tmp_path):
+    model = calibrated_model("pointnet_deploy", "bipointnet", seed=12, points=64)
+    a = onebit.export(model, tmp_path / "a.onebit")
+    b = onebit.export(model, tmp_path / "b.onebit", points=96)
+    assert b["file_bytes"] < a["file_bytes"] - 3000  # 1024 float (scale, bias) pairs → int16 τ + flip bits
+    x = torch.randn(2, 96, 3)
+    eb = load(tmp_path / "b.onebit")
+    np.testing.assert_array_equal(eb.run(x.numpy()), load(tmp_path / "a.onebit").run(x.numpy()))
+    assert "bound" in next(o for o in eb.ops if o["name"] == "mlp2.1.linear")
+    with pytest.raises(ValueError, match="exactly 96 points"):
+        eb.run(np.zeros((1, 50, 3), np.float32))

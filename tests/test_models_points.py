@@ -144,3 +144,13 @@ def test_from_config_rebuilds_the_same_model(name):
     clone.load_state_dict(model.state_dict())
     x = torch.randn(2, 64, 3)
     torch.testing.assert_close(clone(x), model(x))
+
+
+@pytest.mark.parametrize("name", POINT_MODELS)
+def test_normals_as_extra_channels(name):
+    model = create(name, 4, in_channels=6, **_small(name))
+    out = model(torch.randn(2, 64, 6))
+    assert out.shape == (2, 4)
+    out.sum().backward()
+    first = dict(model.named_modules())[model.onebit_keep_float[0]]
+    assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0

@@ -124,3 +124,24 @@ def test_ema_max_pool_subtracts_closed_form_offset():
     plain(x)
     delta = -math.sqrt(2) * torch.erfinv(torch.tensor(2 * (1 - 0.5 ** (1 / 100)) - 1, dtype=torch.float64))
     torch.testing.assert_close(feats["max"] - feats["ema"], torch.full_like(feats["ema"], float(delta)))
+
+
+def test_official_ema_offsets_option():
+    from onebit.nn import OFFICIAL_EMA_OFFSETS, EMAMaxPool
+
+    model = create("pointnet_deploy", 4, pool="ema-max", ema_offsets="official", width=0.125).eval()
+    pools = [m for m in model.modules() if isinstance(m, EMAMaxPool)]
+    assert pools and all(p.offsets == "official" for p in pools)
+    plain = create("pointnet_deploy", 4, pool="max", width=0.125).eval()
+    plain.load_state_dict(model.state_dict())
+    feats = {}
+    model.head.register_forward_pre_hook(lambda m, args: feats.setdefault("ema", args[0]))
+    plain.head.register_forward_pre_hook(lambda m, args: feats.setdefault("max", args[0]))
+    x = torch.randn(2, 1024, 3)
+    model(x)
+    plain(x)
+    torch.testing.assert_close(feats["max"] - feats["ema"], torch.full_like(feats["ema"], OFFICIAL_EMA_OFFSETS[1024]))
+    with pytest.raises(ValueError, match="n=\\[100\\]"):
+        model(torch.randn(2, 100, 3))  # the official table has no offset for 100 points
+    with pytest.raises(ValueError, match="ema_offsets"):
+        create("pointnet", 4, ema_offsets="mc")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from onebit.nn import BinaryConv1d, BinaryConv2d, BinaryLinear
@@ -58,6 +60,8 @@ def test_conv_geometry_matches_torch():
     conv_b = BinaryConv2d.from_float(ref, bias=False)
     before, after = conv_b.pad_amounts()[0]
     assert (before, after) == (1, 2)
+    # the same split as torch's own 'same' padding (extra element at the end)
+    assert torch.allclose(F.conv2d(x, ref.weight, padding="same"), F.conv2d(F.pad(x, (1, 2, 1, 2)), ref.weight), atol=1e-5)
     manual = F.conv2d(F.pad(sgn(x), (1, 2, 1, 2), value=-1.0), sgn(ref.weight))
     assert torch.allclose(conv_b(x), manual, atol=1e-5)
 
@@ -203,3 +207,21 @@ def test_xnor_map_with_asymmetric_same_padding():
     ref = F.conv2d(F.pad(sgn(x), (1, 2, 1, 2), value=-1.0), sgn(conv.weight)) * kmap
     out = conv(x)
     assert out.shape == (1, 3, 5, 5) and torch.allclose(out, ref, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    k=st.integers(1, 4), stride=st.integers(1, 2), dilation=st.integers(1, 2), pad=st.integers(0, 2),
+    pad_value=st.sampled_from([-1.0, 1.0]), size=st.integers(7, 9), seed=st.integers(0, 2**16),
+)
+def test_conv2d_equals_padded_sign_conv_property(k, stride, dilation, pad, pad_value, size, seed):
+    torch.manual_seed(seed)
+    conv = BinaryConv2d(2, 3, k, stride=stride, padding=pad, dilation=dilation, bias=False, pad_value=pad_value)
+    x = torch.randn(1, 2, size, size)
+    ref = F.conv2d(F.pad(sgn(x), (pad,) * 4, value=pad_value), sgn(conv.weight), stride=stride, dilation=dilation)
+    assert torch.allclose(conv(x), ref, atol=1e-5)
+
+
+def test_double_scaling_warns():
+    with pytest.warns(UserWarning, match="own scale"):
+        BinaryLinear(3, 2, kernel_quantizer="bwn", scale="channel")

@@ -17,11 +17,11 @@ import pytest
 
 from onebit.runtime import FormatError, load, pack_signs, thresholds
 from onebit.runtime.format import read, write
-from onebit.runtime.model import ema_offset
+from onebit.runtime.model import ema_offset, popcount_bounds
 
 
 def _tiny(seed=0):
-    """float 3→8 (bits) → xnor 8→70 (int thresholds) → xnor 70→16 + EMA-max OR pool → xnor 16→5 (float)."""
+    """float 3→8 (bits) → xnor 8→70 (uint8 popcount bounds, packed flips) → xnor 70→16 + EMA-max OR pool → xnor 16→5."""
     rng = np.random.default_rng(seed)
     t = {
         "l1.weight": rng.normal(size=(8, 3)).astype(np.float32),
@@ -31,7 +31,9 @@ def _tiny(seed=0):
     s2 = np.where(rng.random((70, 8)) < 0.5, 1.0, -1.0)
     tau, flip = thresholds(rng.normal(size=70).astype(np.float32), rng.normal(size=70).astype(np.float32),
                            -1.0, 1.0, 0.0, 8)
-    t.update({"l2.weight": pack_signs(s2), "l2.threshold": tau, "l2.flip": flip})
+    p2, _ = popcount_bounds(tau, flip, 8)
+    t.update({"l2.weight": pack_signs(s2), "l2.bound": (p2 + 1).astype(np.uint8),
+              "l2.flip": np.packbits(flip, bitorder="little")})
     s3 = np.where(rng.random((16, 70)) < 0.5, 1.0, -1.0)
     t.update({"l3.weight": pack_signs(s3), "l3.scale": (rng.normal(size=16) * 0.2).astype(np.float32),
               "l3.bias": rng.normal(size=16).astype(np.float32)})
@@ -50,7 +52,7 @@ def _tiny(seed=0):
          "product": "float", "weight": "l1.weight", "weight_format": "f32", "scale": "l1.scale",
          "bias": "l1.bias", "clamp": [None, None], "offset": {"rule": "none"}, "pool": "none"},
         {"op": "linear", "name": "l2", "input": "a", "output": "b", "in_features": 8, "out_features": 70,
-         "product": "xnor", "weight": "l2.weight", "weight_format": "bits", "threshold": "l2.threshold",
+         "product": "xnor", "weight": "l2.weight", "weight_format": "bits", "bound": "l2.bound",
          "flip": "l2.flip", "pool": "none"},
         {"op": "linear", "name": "l3", "input": "b", "output": "c", "in_features": 70, "out_features": 16,
          "product": "xnor", "weight": "l3.weight", "weight_format": "bits", "scale": "l3.scale",
@@ -136,6 +138,15 @@ def test_batch_threads_and_single_cloud(tiny_file):
         m.run(np.zeros((2, 5, 4), np.float32))
     with pytest.raises(ValueError, match="at least one point"):
         m.run(np.zeros((2, 0, 3), np.float32))
+
+
+def test_fixed_point_count(tiny_file, tmp_path):
+    path, *_ = tiny_file
+    p = _rewrite(path, tmp_path / "fixed.onebit", mutate_graph=lambda g: g["input"].update(points=7))
+    m = load(p)
+    m.run(np.zeros((1, 7, 3), np.float32))
+    with pytest.raises(ValueError, match="exactly 7 points"):
+        m.run(np.zeros((1, 8, 3), np.float32))
 
 
 def test_profile(tiny_file):
@@ -266,8 +277,8 @@ def _graph_mutations():
         ("bad pool", lambda g: g["ops"][2].update(pool="median")),
         ("pool flag", lambda g: g["ops"][2].update(pool="none")),
         ("bad weight_format", lambda g: g["ops"][1].update(weight_format="f16")),
-        ("missing tensor", lambda g: g["ops"][1].update(threshold="zzz")),
-        ("tensor of wrong shape", lambda g: g["ops"][1].update(threshold="l3.scale")),
+        ("missing tensor", lambda g: g["ops"][1].update(bound="zzz")),
+        ("tensor of wrong shape", lambda g: g["ops"][1].update(bound="l3.scale")),
         ("clamp", lambda g: g["ops"][3].update(clamp=[0])),
         ("clamp str", lambda g: g["ops"][3].update(clamp=["a", None])),
         ("offset", lambda g: g["ops"][2].update(offset={"rule": "ema", "offsets": "guess"})),
@@ -278,12 +289,13 @@ def _graph_mutations():
         ("ops not list", lambda g: g.update(ops={"a": 1})),
         ("input channels", lambda g: g["input"].update(channels=4)),
         ("input name", lambda g: g["input"].update(name=3)),
+        ("input points", lambda g: g["input"].update(points=0)),
         ("value kind", lambda g: g["values"]["b"].update(kind="int4")),
         ("value channels", lambda g: g["values"]["b"].update(channels=0)),
         ("value pooled", lambda g: g["values"]["c"].update(pooled=False)),
         ("graph list", lambda g: g.clear()),
         ("op not dict", lambda g: g["ops"].__setitem__(0, [1, 2])),
-        ("threshold on float product", lambda g: g["ops"][3].update(threshold="l2.threshold")),
+        ("bound on float output", lambda g: g["ops"][3].update(bound="l2.bound")),
     ]
 
 
@@ -300,8 +312,10 @@ def test_tensor_validation(tiny_file, tmp_path):
     path, *_ = tiny_file
     muts = [
         lambda t: t.update({"l2.weight": t["l2.weight"] | np.uint64(1 << 40)}),  # padding bits set
-        lambda t: t.update({"l2.flip": t["l2.flip"] + 2}),
-        lambda t: t.update({"l2.threshold": t["l2.threshold"] + 1000}),
+        lambda t: t.update({"l2.flip": t["l2.flip"] | np.uint8(0x80)}),  # padding bit of channel 71
+        lambda t: t.update({"l2.flip": t["l2.flip"][:-1]}),
+        lambda t: t.update({"l2.bound": t["l2.bound"].astype(np.int32)}),
+        lambda t: t.update({"l2.bound": t["l2.bound"] + np.uint8(100)}),
         lambda t: t.update({"l3.scale": np.full(16, np.nan, np.float32)}),
         lambda t: t.update({"l1.weight": t["l1.weight"].astype(np.int32)}),
     ]

@@ -17,10 +17,16 @@ _LAZY = {
     "export": "onebit.export:export",
 }
 
+# subpackages reachable as attributes after a bare ``import onebit``
+_SUBMODULES = {"analysis", "convert", "data", "export", "geometry", "models", "nn", "quantizers", "runtime",
+               "train"}
+
 __all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'onebit' has no attribute {name!r}")

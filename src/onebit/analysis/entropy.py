@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import pool_modules
+from .layers import eval_mode, pool_modules
 
 __all__ = ["PoolCapture", "binary_entropy", "pooled_entropy", "sign_entropy"]
 
@@ -104,11 +104,6 @@ def pooled_entropy(model: nn.Module, *inputs) -> dict[str, float]:
     The dict is in call order; its last entry is the global (aggregated) feature. Empty when the
     model has no pooling module.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with PoolCapture(model) as cap:
-            model(*inputs)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), PoolCapture(model) as cap:
+        model(*inputs)
     return cap.summary()

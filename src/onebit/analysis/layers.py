@@ -9,6 +9,8 @@ so that any layer honouring that contract is analysed. A *pooling module* is one
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +18,7 @@ from torch import nn
 __all__ = [
     "POOL_KINDS",
     "binary_layers",
+    "eval_mode",
     "float_forward",
     "is_binary_layer",
     "is_pool",
@@ -119,3 +122,15 @@ def weight_factors(layer: nn.Module, name: str = "") -> tuple[torch.Tensor, torc
         raise ValueError(f"layer {name!r}: factorize returned a/b with {a.numel()}/{b.numel()} values, "
                          f"expected one per output channel ({out_ch})")
     return signs, a, b, source
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Put ``model`` in eval mode and restore every submodule's own training flag afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag

@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ["FIGURES", "plot_records"]
+__all__ = ["FIGURES", "latest_per_epoch", "plot_records"]
 
 FIGURES = ("entropy", "scale_distortion", "tnet_reg", "sign_balance", "flip_ratio", "dab_k", "dab_alpha_beta",
            "dab_filter_hist", "accuracy", "zero_grad")
@@ -287,6 +287,14 @@ def _fig_filter_hist(records, path, static):
     return _save(fig, path, tight=False)
 
 
+def latest_per_epoch(rows: list[dict]) -> list[dict]:
+    """Rows sorted by epoch, keeping the last one written for an epoch (a resumed run may repeat one)."""
+    by_epoch: dict = {}
+    for i, r in enumerate(rows):
+        by_epoch[r.get("epoch", i)] = r
+    return [by_epoch[k] for k in sorted(by_epoch, key=lambda e: (e is None, e if isinstance(e, (int, float)) else 0))]
+
+
 def _is_metric(key: str) -> bool:
     """Accuracy-like keys of metrics.jsonl: oa, macc, *_acc, *miou, ... (never losses or lr)."""
     last = key.replace("/", "_").split("_")[-1]
@@ -326,7 +334,7 @@ def plot_records(records: list[dict], out_dir, metrics: list[dict] | None = None
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = sorted(records or [], key=lambda r: r.get("epoch", 0))
+    records = latest_per_epoch(records or [])
     written: dict[str, Path] = {}
     if records:
         static = len(records) == 1
@@ -348,7 +356,7 @@ def plot_records(records: list[dict], out_dir, metrics: list[dict] | None = None
             p = fn(out / f"{name}.png")
             if p is not None:
                 written[name] = p
-    p = _fig_accuracy(sorted(metrics or [], key=lambda m: m.get("epoch", 0)), out / "accuracy.png")
+    p = _fig_accuracy(latest_per_epoch(metrics or []), out / "accuracy.png")
     if p is not None:
         written["accuracy"] = p
     return {k: written[k] for k in FIGURES if k in written}

@@ -18,7 +18,7 @@ from torch import nn
 from .dab import filter_histogram, levels_from_factors
 from .entropy import PoolCapture
 from .flips import FlipTracker
-from .layers import binary_layers, float_forward, weight_factors
+from .layers import binary_layers, eval_mode, float_forward, weight_factors
 from .scale import _subsample
 from .tnet import tnet_regularizer
 
@@ -56,28 +56,41 @@ def forward_batch(model: nn.Module, batch):
 
 
 class _Moments:
-    """Running count / sum / sum of squares, for an exact σ over several calls of one layer."""
+    """Count, mean and sum of squared deviations, merged over calls (Chan et al.), for an exact σ."""
 
-    __slots__ = ("n", "s", "ss")
+    __slots__ = ("n", "mean", "m2")
 
     def __init__(self) -> None:
-        self.n, self.s, self.ss = 0, 0.0, 0.0
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
 
     def add(self, t: torch.Tensor) -> None:
-        t = t.detach().to(torch.float64)
-        self.n += t.numel()
-        self.s += float(t.sum())
-        self.ss += float((t * t).sum())
+        k = t.numel()
+        if k == 0:
+            return
+        var, mean = torch.var_mean(t.detach().float(), unbiased=False)
+        mean, m2 = float(mean), float(var) * k
+        delta = mean - self.mean
+        tot = self.n + k
+        self.mean += delta * k / tot
+        self.m2 += m2 + delta * delta * self.n * k / tot
+        self.n = tot
 
     def std(self) -> float | None:
         if self.n == 0:
             return None
-        mean = self.s / self.n
-        return math.sqrt(max(self.ss / self.n - mean * mean, 0.0))
+        return math.sqrt(max(self.m2 / self.n, 0.0))
+
+
+def _row_sample(x: torch.Tensor, max_rows: int) -> torch.Tensor:
+    """Every k-th row of x viewed as (rows, last dim), at most about ``max_rows`` rows (a cheap view)."""
+    rows = x.reshape(-1, x.shape[-1]) if x.dim() > 1 else x.reshape(-1, 1)
+    step = -(-rows.shape[0] // max_rows)
+    return rows[::step] if step > 1 else rows
 
 
 class _LayerStats:
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
         self.out_bin = _Moments()
         self.out_fp = _Moments()
         self.act_n = 0
@@ -86,7 +99,7 @@ class _LayerStats:
         self.quantizer_fired = False
 
     def add_act(self, x: torch.Tensor) -> None:
-        x = x.detach()
+        x = _row_sample(x.detach(), self.max_rows)
         self.act_n += x.numel()
         self.act_sat += int((x.abs() > 1.0).sum())  # STE gradient 1_{|x| ≤ 1} is zero here
         self.act_pos += int((x >= 0).sum())  # sign(0) = +1
@@ -125,7 +138,7 @@ def collect(model: nn.Module, batch=None, *, max_rows: int = 4096, hist_layers: 
     """
     layers = binary_layers(model)
     gen = torch.Generator().manual_seed(int(seed))
-    stats = {name: _LayerStats() for name, _ in layers}
+    stats = {name: _LayerStats(int(max_rows)) for name, _ in layers}
     handles = []
 
     def layer_hook(name):
@@ -161,15 +174,12 @@ def collect(model: nn.Module, batch=None, *, max_rows: int = 4096, hist_layers: 
             q = getattr(layer, "input_quantizer", None)
             if isinstance(q, nn.Module):
                 handles.append(q.register_forward_pre_hook(quant_hook(name)))
-        was_training = model.training
-        model.eval()
         try:
-            with PoolCapture(model) as cap:
+            with eval_mode(model), PoolCapture(model) as cap:
                 forward_batch(model, batch)
         finally:
             for h in handles:
                 h.remove()
-            model.train(was_training)
         for pname in cap.order:
             ent = cap.entropies[pname]
             pos = cap.positive[pname]

@@ -31,6 +31,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    # short OpenMP spin before sleeping (torch and the engine): a shared host makes long spins very costly
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
     import torch
 
     from onebit.export import ExportError

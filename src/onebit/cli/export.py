@@ -15,6 +15,9 @@ def register(subparsers) -> None:
                     "onebit.runtime run without torch.")
     p.add_argument("checkpoint", help="a .ckpt file written by `onebit train`")
     p.add_argument("-o", "--output", required=True, help="the .onebit file to write")
+    p.add_argument("--points", type=int, default=None,
+                   help="fix the points per cloud: EMA-max offsets fold into integer thresholds (smaller file; "
+                        "the model then accepts only that point count)")
     p.add_argument("--json", action="store_true", help="print the export summary as JSON")
     p.set_defaults(func=run)
 
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model, _ = load_model(args.checkpoint)
-        info = export(model, args.output)
+        info = export(model, args.output, points=args.points)
     except (CheckpointError, ExportError, OSError) as e:
         print(f"onebit export: {e}", file=sys.stderr)
         return 1

@@ -84,7 +84,8 @@ class BinarizeSpec:
     * ``layers``: ``{pattern: {weight/input/scale/bias/pad_value/center_weights: ...}}`` per-layer
       overrides applied in order, or ``{pattern: "float"}`` / null to keep matching layers float;
     * ``model_options``: model-level choices read by the model builder (``pool``, ``act``, ``preact``);
-    * ``dab_preprocess``: DAB-Net Algorithm 2's mean-centre + clamp of latent weights (trainer);
+    * ``dab_preprocess``: DAB-Net Algorithm 2's mean-centre + clamp of latent weights, applied by the
+      trainer: True/"filter" (per-filter mean, the paper) or "channel" (official code's centring);
     * ``center_weights``: LSR on W − mean(W), as the official BiPointNet code (paper: False).
     """
 
@@ -99,7 +100,7 @@ class BinarizeSpec:
     exclude: list[str] = field(default_factory=list)
     layers: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
-    dab_preprocess: bool = False
+    dab_preprocess: bool | str = False
     center_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -126,7 +127,11 @@ class BinarizeSpec:
         pool = self.model_options.get("pool")
         if pool is not None and pool not in POOLS:
             raise SpecError(f"{where}: model_options.pool must be one of {POOLS}, got {pool!r}")
-        self.dab_preprocess = bool(self.dab_preprocess)
+        if self.dab_preprocess not in (True, False, "filter", "channel"):
+            raise SpecError(f"{where}: dab_preprocess must be true/false, 'filter' (the paper: per-filter mean) "
+                            f"or 'channel' (the official code: mean over input channels), got {self.dab_preprocess!r}")
+        if not isinstance(self.dab_preprocess, str):
+            self.dab_preprocess = bool(self.dab_preprocess)
         self.center_weights = bool(self.center_weights)
         if self.center_weights and self.scale != "lsr":
             raise SpecError(f"{where}: center_weights is an option of scale='lsr' (official BiPointNet LSR)")

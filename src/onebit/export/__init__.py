@@ -43,9 +43,10 @@ class _Val:
 class _Builder:
     """Logical graph (float semantics, as in torch) → physical ops of the .onebit graph."""
 
-    def __init__(self, model, in_channels: int):
+    def __init__(self, model, in_channels: int, points: int | None = None):
         import torch.nn as nn
 
+        self.points = points
         self.nn = nn
         self.names = {id(m): n for n, m in model.named_modules()}
         self.vals: list[_Val] = []
@@ -95,7 +96,15 @@ class _Builder:
             raise ExportError(f"pool {self.name(module)!r}: must directly follow a linear layer used only by it")
         if x.pooled:
             raise ExportError(f"pool {self.name(module)!r}: input is already pooled")
-        node["pool"] = _pool_kind(module, self.name(module))
+        kind, offset = _pool_kind(module, self.name(module))
+        if offset["rule"] == "ema" and self.points is not None:
+            # fixed point count: δ*(n) is a constant, so it folds into integer thresholds at export
+            try:
+                delta = float(module.offset(self.points))
+            except ValueError as e:
+                raise ExportError(f"pool {self.name(module)!r}: {e}") from None
+            offset = {"rule": "const", "value": delta}
+        node["pool"] = (kind, offset)
         x.pooled = True  # the pooled value replaces the per-point one (fused)
         return x
 
@@ -138,7 +147,10 @@ class _Builder:
             if out.bit_users and (out.float_users or node["kind"] == "bmm"):  # float value + sign op
                 values[bname(out)] = {"kind": "bits", "channels": out.channels, "pooled": out.pooled}
                 ops.append({"op": "sign", "name": f"sign{out.id}", "input": fname(out), "output": bname(out)})
-        graph = {"input": {"name": "input", "channels": self.input.channels, "layout": "points (N, C)"},
+        inp = {"name": "input", "channels": self.input.channels}
+        if self.points is not None:
+            inp["points"] = int(self.points)
+        graph = {"input": inp,
                  "values": values, "ops": ops, "output": fname(output), "model": model_info}
         return graph, tensors
 
@@ -151,7 +163,7 @@ class _Builder:
         iq = getattr(layer, "input_quantizer", None)
         kq = getattr(layer, "kernel_quantizer", None)
         op: dict = {"op": "linear", "name": name, "in_features": k, "out_features": n}
-        pref = name
+        pref = f"L{len(ops)}"  # short tensor names keep the header small; the op carries the layer name
         with torch.no_grad():
             bias = layer.bias.detach().double().cpu().numpy() if layer.bias is not None else np.zeros(n)
             if node["extra_bias"] is not None:
@@ -177,8 +189,8 @@ class _Builder:
                 if kq is None:
                     raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form; "
                                       "binarize the weights too or keep the input float")
-                tensors[pref + ".weight"] = _pack(signs)
-                op["weight"] = pref + ".weight"
+                tensors[pref + ".w"] = _pack(signs)
+                op["weight"] = pref + ".w"
                 op["weight_format"] = "bits"
                 if np.all(b == 0):
                     # s·Q_w(W)·x = a·dot with dot = k − 2·popcount(x xor w)
@@ -193,18 +205,17 @@ class _Builder:
             else:
                 op["product"] = "float"
                 if kq is not None:
-                    tensors[pref + ".weight"] = _pack(signs)
-                    tensors[pref + ".wscale"] = a.astype(np.float32)
-                    tensors[pref + ".wshift"] = b.astype(np.float32)
-                    op.update(weight=pref + ".weight", weight_format="bits", wscale=pref + ".wscale",
-                              wshift=pref + ".wshift")
+                    tensors[pref + ".w"] = _pack(signs)
+                    tensors[pref + ".ws"] = a.astype(np.float32)
+                    tensors[pref + ".wb"] = b.astype(np.float32)
+                    op.update(weight=pref + ".w", weight_format="bits", wscale=pref + ".ws",
+                              wshift=pref + ".wb")
                 else:
                     w = layer.weight.detach().double()
                     s = layer.output_scale() if hasattr(layer, "output_scale") else None
                     if s is not None:
                         w = w * s.double().reshape(-1, 1)
-                    tensors[pref + ".weight"] = w.cpu().numpy().astype(np.float32)
-                    op.update(weight=pref + ".weight", weight_format="f32")
+                    op.update(weight=pref + ".w", weight_format="f32")
                 zs, zc, row = np.ones(n), np.zeros(n), None
             # v = g·(zs·z + row·pcx + zc + bias) + h  with BN folded (g, h)
             g, h = _bn_affine(node["bn"], n, name)
@@ -229,22 +240,30 @@ class _Builder:
         op["input"] = bname(x) if op["product"] != "float" else fname(x)
         op["output"] = oname
         if want_bits and op["product"] == "xnor" and offset["rule"] != "ema":
-            from onebit.runtime.model import thresholds
+            from onebit.runtime.model import bound_dtype, popcount_bounds, thresholds
 
             off = float(offset.get("value", 0.0))
             lo = -np.inf if clamp[0] is None else clamp[0]
             hi = np.inf if clamp[1] is None else clamp[1]
             tau, flip = thresholds(scale.astype(np.float32), shift.astype(np.float32), lo, hi, off, k)
-            tensors[pref + ".threshold"] = tau
-            tensors[pref + ".flip"] = flip
-            op.update(threshold=pref + ".threshold", flip=pref + ".flip")
+            # stored as the popcount bound b: bit = [popcount(x XOR w) < b] XOR flip, b ∈ [0, k + 1], in the
+            # smallest integer type; flip bits packed 8 per byte: the file stays close to 1 bit per weight
+            p, flip = popcount_bounds(tau, flip, k)
+            tensors[pref + ".t"] = (p + 1).astype(bound_dtype(k))
+            tensors[pref + ".f"] = np.packbits(flip.astype(np.uint8), bitorder="little")
+            op.update(bound=pref + ".t", flip=pref + ".f")
         else:
-            tensors[pref + ".scale"] = scale.astype(np.float32)
-            tensors[pref + ".bias"] = shift.astype(np.float32)
-            op.update(scale=pref + ".scale", bias=pref + ".bias", clamp=list(clamp), offset=offset)
+            if op["weight_format"] == "f32":
+                # float weights: the per-channel scale (BN's γ/σ) goes into the weight rows, no scale tensor
+                tensors[pref + ".w"] = (w * torch.from_numpy(scale).reshape(-1, 1)).numpy().astype(np.float32)
+            else:
+                tensors[pref + ".s"] = scale.astype(np.float32)
+                op["scale"] = pref + ".s"
+            tensors[pref + ".b"] = shift.astype(np.float32)
+            op.update(bias=pref + ".b", clamp=list(clamp), offset=offset)
             if row_scale is not None:
-                tensors[pref + ".row_scale"] = row_scale.astype(np.float32)
-                op["row_scale"] = pref + ".row_scale"
+                tensors[pref + ".r"] = row_scale.astype(np.float32)
+                op["row_scale"] = pref + ".r"
         ops.append(op)
 
 
@@ -316,20 +335,26 @@ def _check_sign_quantizer(q, name: str) -> None:
                           "sign(x) at inference; the engine cannot run it")
 
 
-def build_graph(model) -> tuple[dict, dict]:
-    """(graph, tensors) of a supported model (PointNet family, classification)."""
+def build_graph(model, points: int | None = None) -> tuple[dict, dict]:
+    """(graph, tensors) of a supported model (PointNet family, classification).
+
+    ``points``: fix the number of points per cloud, so EMA-max offsets fold into integer thresholds
+    (smaller file; the runtime then refuses other point counts). None keeps them per-run.
+    """
     from onebit.models.pointnet import PointNet
 
+    if points is not None and (int(points) != points or points < 1):
+        raise ExportError(f"export: points must be a positive integer, got {points!r}")
     if isinstance(model, PointNet):
-        return _pointnet(model)
+        return _pointnet(model, points)
     raise ExportError(f"export: model {type(model).__name__} is not supported yet (supported: PointNet family "
                       "'pointnet', 'pointnet_vanilla', 'pointnet_deploy', classification)")
 
 
-def _pointnet(model):
+def _pointnet(model, points=None):
     if model.task != "cls":
         raise ExportError(f"export: {model.model_name} task {model.task!r} is not supported (classification only)")
-    b = _Builder(model, model.in_channels)
+    b = _Builder(model, model.in_channels, points)
     x = b.input
     if model.input_tnet is not None:
         if model.in_channels != 3:
@@ -355,17 +380,29 @@ def _tnet(b: _Builder, t, x):
 
 
 def _model_info(model) -> dict:
-    cfg = getattr(model, "onebit_config", None)
-    try:
-        json.dumps(cfg, allow_nan=False)
-    except (TypeError, ValueError):
-        cfg = None
-    return {"class": type(model).__name__, "config": cfg}
+    """Short description of the source model (the full config lives in the training checkpoint)."""
+    cfg = getattr(model, "onebit_config", None) or {}
+    info = {"class": type(model).__name__}
+    for key in ("name", "num_classes", "task"):
+        if isinstance(cfg.get(key), str | int):
+            info[key] = cfg[key]
+    spec = cfg.get("binarize")
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        info["binarize"] = spec["name"]
+    opts = cfg.get("options")
+    if isinstance(opts, dict):
+        try:
+            json.dumps(opts, allow_nan=False)
+            info["options"] = opts
+        except (TypeError, ValueError):
+            pass
+    return info
 
 
-def export(model, path) -> dict:
+def export(model, path, points: int | None = None) -> dict:
     """Write ``model`` (eval mode is used) to ``path`` as a ``.onebit`` file.
 
+    ``points`` fixes the point count per cloud (EMA-max offsets become integer thresholds).
     Returns a summary: ``{"path", "file_bytes", "ops", "binary_layers", "float_layers"}``.
     """
     from onebit.runtime.format import write
@@ -373,7 +410,7 @@ def export(model, path) -> dict:
     was = model.training
     model.eval()
     try:
-        graph, tensors = build_graph(model)
+        graph, tensors = build_graph(model, points)
     finally:
         model.train(was)
     path = Path(path)
@@ -390,8 +427,8 @@ class _CallableModule(__import__("types").ModuleType):
     """``onebit.export`` is both this package and the function: once the package is imported, Python
     binds the attribute ``onebit.export`` to the module, so calling the module calls :func:`export`."""
 
-    def __call__(self, model, path) -> dict:
-        return export(model, path)
+    def __call__(self, model, path, points: int | None = None) -> dict:
+        return export(model, path, points)
 
 
 __import__("sys").modules[__name__].__class__ = _CallableModule

@@ -64,9 +64,10 @@ def points_major(graph: dict, tensors: dict, dtype=None):
         if op["op"] == "bmm":
             steps.append(("bmm", op["input"], op["matrix"], op["output"], None))
             continue
-        if op["op"] != "linear" or op["product"] != "float" or op["weight_format"] != "f32" or "scale" not in op:
+        if op["op"] != "linear" or op["product"] != "float" or op["weight_format"] != "f32" or "bias" not in op:
             raise ValueError(f"points_major: op {op['name']!r} is not a float linear layer")
-        s = tensors[op["scale"]].astype(np.float64)
+        n = op["out_features"]
+        s = tensors[op["scale"]].astype(np.float64) if "scale" in op else np.ones(n)
         w = torch.tensor(tensors[op["weight"]].astype(np.float64) * s[:, None]).to(dtype).T.contiguous()
         b = torch.tensor(tensors[op["bias"]]).to(dtype)
         lo, hi = op.get("clamp", [None, None])
@@ -130,7 +131,7 @@ def _file_size_torch(model) -> int:
 
 def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, rounds: int = 5,
                 min_block_s: float = 0.1, runners=None, model_name: str | None = None, isa: str | None = None,
-                seed: int = 0) -> list[dict]:
+                seed: int = 0, fixed_points: bool = True) -> list[dict]:
     """Benchmark rows ``{"model", "runner", "threads", "batch", "points", "median_ms", "min_ms", "max_ms",
     "file_bytes", ...}`` for ``model`` (binarized or not) against FP32 PyTorch baselines."""
     import torch
@@ -151,7 +152,8 @@ def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, 
     with tempfile.TemporaryDirectory() as tmp:
         if "engine" in wanted:
             path = Path(tmp) / "model.onebit"
-            sizes["engine"] = export(model, path)["file_bytes"]
+            # deployment export: the point count is fixed, so EMA-max offsets fold into integer thresholds
+            sizes["engine"] = export(model, path, points=points if fixed_points else None)["file_bytes"]
             eng = load(path, isa=isa)
             fns["engine"] = lambda: eng.run(xn, threads)
         twin = None

@@ -27,7 +27,7 @@ class PointBatchNorm(nn.BatchNorm1d):
     B·N (or B·S·K) rows exactly as BatchNorm1d on (B, C, N) would.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.num_features:
             raise ValueError(
                 f"PointBatchNorm: expected {self.num_features} channels in the last dim, got shape "
@@ -65,6 +65,19 @@ def make_pool(kind: str, dim: int = 1) -> nn.Module:
     if kind not in POOLS:
         raise ValueError(f"unknown pool {kind!r}; expected one of {list(POOLS)}")
     return nn_make_pool(kind, dim=dim)
+
+
+def set_ema_offsets(model: nn.Module, offsets: str) -> nn.Module:
+    """Choose the EMA-max offsets of every pool in ``model``: "closed" (δ*(n) = Φ⁻¹(0.5^(1/n)), any n)
+    or "official" (the BiPointNet code's Monte-Carlo table, which only knows some n; notes §b6)."""
+    from onebit.nn import EMAMaxPool
+
+    if offsets not in ("closed", "official"):
+        raise ValueError(f"ema_offsets must be 'closed' or 'official', got {offsets!r}")
+    for m in model.modules():
+        if isinstance(m, EMAMaxPool):
+            m.offsets = offsets
+    return model
 
 
 class LinearBlock(nn.Module):

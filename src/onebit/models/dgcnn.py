@@ -30,6 +30,7 @@ from onebit.models._point_blocks import (
     check_points,
     make_pool,
     scaled,
+    set_ema_offsets,
 )
 from onebit.models.registry import register_model
 
@@ -136,6 +137,7 @@ def dgcnn(
     num_classes: int,
     task: str = "cls",
     pool: str = "max",
+    ema_offsets: str = "closed",
     act: str = "leaky_relu",
     in_channels: int = 3,
     dropout: float = 0.5,
@@ -145,7 +147,8 @@ def dgcnn(
     emb_dims: int = 1024,
 ) -> nn.Module:
     """DGCNN with EdgeConv on a dynamic kNN graph (k=20), max+mean global pooling."""
-    return DGCNN(
+    model = DGCNN(
         num_classes, task, k=k, pool=pool, act=act, in_channels=in_channels, dropout=dropout,
         num_categories=num_categories, width=width, emb_dims=emb_dims,
     )
+    return set_ema_offsets(model, ema_offsets)

@@ -37,6 +37,7 @@ from onebit.models._point_blocks import (
     check_points,
     make_pool,
     scaled,
+    set_ema_offsets,
 )
 from onebit.models.registry import register_model
 
@@ -125,6 +126,7 @@ def pointcnn(
     num_classes: int,
     task: str = "cls",
     pool: str = "avg",
+    ema_offsets: str = "closed",
     act: str = "relu",
     in_channels: int = 3,
     dropout: float = 0.5,
@@ -132,5 +134,6 @@ def pointcnn(
     k: int | None = None,
 ) -> nn.Module:
     """PointCNN with X-Conv (learned K×K transform + depthwise-separable conv), 4 layers."""
-    return PointCNN(num_classes, task, pool=pool, act=act, in_channels=in_channels, dropout=dropout,
+    model = PointCNN(num_classes, task, pool=pool, act=act, in_channels=in_channels, dropout=dropout,
                     width=width, k=k)
+    return set_ema_offsets(model, ema_offsets)

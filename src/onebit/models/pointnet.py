@@ -32,6 +32,7 @@ from onebit.models._point_blocks import (
     check_points,
     make_pool,
     scaled,
+    set_ema_offsets,
 )
 from onebit.models.registry import register_model
 
@@ -161,6 +162,7 @@ def pointnet(
     num_classes: int,
     task: str = "cls",
     pool: str = "max",
+    ema_offsets: str = "closed",
     act: str = "relu",
     in_channels: int = 3,
     dropout: float = 0.4,
@@ -170,11 +172,12 @@ def pointnet(
     feature_transform: bool = True,
 ) -> nn.Module:
     """PointNet with input (3×3) and feature (64×64) T-Nets; BiPointNet's main backbone."""
-    return PointNet(
+    model = PointNet(
         num_classes, task, pool=pool, act=act, in_channels=in_channels, dropout=dropout,
         num_categories=num_categories, width=width, input_transform=input_transform,
         feature_transform=feature_transform, name="pointnet",
     )
+    return set_ema_offsets(model, ema_offsets)
 
 
 @register_model("pointnet_vanilla", domain="points", tasks=TASKS)
@@ -182,6 +185,7 @@ def pointnet_vanilla(
     num_classes: int,
     task: str = "cls",
     pool: str = "max",
+    ema_offsets: str = "closed",
     act: str = "relu",
     in_channels: int = 3,
     dropout: float = 0.4,
@@ -189,11 +193,12 @@ def pointnet_vanilla(
     width: float = 1.0,
 ) -> nn.Module:
     """Vanilla PointNet without T-Nets: shared MLP C-64-64-64-128-1024, pool, FC 1024-512-256."""
-    return PointNet(
+    model = PointNet(
         num_classes, task, mlp1=(64, 64), mlp2=(64, 128, 1024), input_transform=False,
         feature_transform=False, pool=pool, act=act, in_channels=in_channels, dropout=dropout,
         num_categories=num_categories, width=width, name="pointnet_vanilla",
     )
+    return set_ema_offsets(model, ema_offsets)
 
 
 @register_model("pointnet_deploy", domain="points", tasks=("cls",))
@@ -201,13 +206,15 @@ def pointnet_deploy(
     num_classes: int,
     task: str = "cls",
     pool: str = "max",
+    ema_offsets: str = "closed",
     act: str = "relu",
     in_channels: int = 3,
     dropout: float = 0.4,
     width: float = 1.0,
 ) -> nn.Module:
     """BiPointNet deployment net (App. B, Fig. 6 b): shared MLP C-64-128-1024, pool, FC 1024-512-256."""
-    return PointNet(
+    model = PointNet(
         num_classes, task, mlp1=(64,), mlp2=(128, 1024), input_transform=False, feature_transform=False,
         pool=pool, act=act, in_channels=in_channels, dropout=dropout, width=width, name="pointnet_deploy",
     )
+    return set_ema_offsets(model, ema_offsets)

@@ -30,6 +30,7 @@ from onebit.models._point_blocks import (
     check_points,
     make_pool,
     scaled,
+    set_ema_offsets,
 )
 from onebit.models.registry import register_model
 
@@ -206,6 +207,7 @@ def _builder(grouping: str, doc: str):
         num_classes: int,
         task: str = "cls",
         pool: str = "max",
+        ema_offsets: str = "closed",
         act: str = "relu",
         in_channels: int = 3,
         dropout: float = 0.5,
@@ -214,11 +216,12 @@ def _builder(grouping: str, doc: str):
         npoints: Sequence[int] | None = None,
         max_nsample: int | None = None,
     ) -> nn.Module:
-        return PointNet2(
+        model = PointNet2(
             num_classes, task, grouping=grouping, pool=pool, act=act, in_channels=in_channels,
             dropout=dropout, num_categories=num_categories, width=width, npoints=npoints,
             max_nsample=max_nsample,
         )
+        return set_ema_offsets(model, ema_offsets)
 
     build.__doc__ = doc
     build.__name__ = build.__qualname__ = f"pointnet2_{grouping}"

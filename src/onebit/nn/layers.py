@@ -28,6 +28,7 @@ ordinary zeros (or the layer's ``padding_mode``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -39,6 +40,8 @@ from .lsr import LSRScale
 __all__ = ["BinaryConv1d", "BinaryConv2d", "BinaryLinear", "SCALES", "is_binary_layer", "resolve_quantizer"]
 
 SCALES = ("none", "channel", "lsr")
+# weight quantizers that already scale their output (α·sign, α/β, 2^k, Γ, Σ α_m B_m)
+_SELF_SCALED = {"bwn", "xnor", "bireal_weight", "irnet", "dab", "xnor++", "abc"}
 _FLOAT_NAMES = {"none", "float", "fp", "identity"}
 
 
@@ -126,6 +129,10 @@ class _BinaryMixin:
         if scale not in SCALES:
             raise ValueError(f"{owner}: scale must be one of {SCALES}, got {scale!r}")
         self.scale = scale
+        kname = _q_name(self.kernel_quantizer)
+        if scale == "channel" and kname in _SELF_SCALED:
+            warnings.warn(f"{owner}: scale={scale!r} multiplies the output on top of the {kname!r} weight "
+                          "quantizer's own scale", stacklevel=3)
         self.lsr = LSRScale(center_weights=center_weights) if scale == "lsr" else None
         if center_weights and scale != "lsr":
             raise ValueError(f"{owner}: center_weights is an LSR option (official BiPointNet code); use scale='lsr'")

@@ -21,8 +21,8 @@ FORMAT_VERSION = 1
 MAX_HEADER = 64 << 20  # a header larger than this is corrupt, not a model
 
 # safetensors dtype code <-> numpy (little-endian)
-DTYPES = {"F32": np.dtype("<f4"), "I32": np.dtype("<i4"), "U8": np.dtype("u1"), "U64": np.dtype("<u8"),
-          "I64": np.dtype("<i8")}
+DTYPES = {"F32": np.dtype("<f4"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "U8": np.dtype("u1"),
+          "U64": np.dtype("<u8"), "I64": np.dtype("<i8")}
 _CODES = {v: k for k, v in DTYPES.items()}
 
 

@@ -82,6 +82,11 @@ def popcount_bounds(tau, flip, k: int):
     return np.clip(p, -1, k).astype(np.int64), flip
 
 
+def bound_dtype(k: int) -> str:
+    """Smallest dtype of a popcount bound in [0, k + 1] (u1 up to k = 254, then i2, then i4)."""
+    return "u1" if k + 1 <= 255 else "<i2" if k + 1 <= 32767 else "<i4"
+
+
 def unpack_signs(bits: np.ndarray, k: int) -> np.ndarray:
     """(N, W) uint64 packed rows → (N, k) float32 ±1 (bit 1 ↔ +1)."""
     b = np.unpackbits(np.ascontiguousarray(bits).view(np.uint8), axis=1, bitorder="little")[:, :k]
@@ -99,6 +104,9 @@ def pack_signs(x: np.ndarray) -> np.ndarray:
 
 
 def _engine():
+    # short OpenMP spin before sleeping: with the default (long spin) a shared, oversubscribed host turns every
+    # barrier of a 2-thread forward into milliseconds; set GOMP_SPINCOUNT yourself to override
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
     try:
         from . import _engine as eng
     except ImportError as e:  # pragma: no cover - only on a broken install
@@ -183,6 +191,10 @@ class Model:
         out = g.get("output")
         if out not in defined or values[out]["kind"] != "float":
             raise self._bad(f"graph.output {out!r} must be a computed float value")
+        pts = inp.get("points")
+        if pts is not None and (type(pts) is not int or pts < 1):
+            raise self._bad("graph.input.points must be a positive integer or absent")
+        self.points = pts
         self.values = values
         self.input_channels = inp["channels"]
         self.output_channels = values[out]["channels"]
@@ -230,15 +242,19 @@ class Model:
                 self._tensor(op, "wshift", "<f4", (n,))
         else:
             raise self._bad(f"op {name!r}: weight_format must be 'f32' or 'bits'")
-        if "threshold" in op:
+        if "bound" in op:
             if prod != "xnor" or vo["kind"] != "bits":
                 raise self._bad(f"op {name!r}: integer thresholds need an xnor product with bit output")
-            tau = self._tensor(op, "threshold", "<i4", (n,))
-            flip = self._tensor(op, "flip", "u1", (n,))
-            if (flip > 1).any() or (tau < -k - 1).any() or (tau > k + 1).any():
-                raise self._bad(f"op {name!r}: threshold/flip out of range")
+            bound = self._tensor(op, "bound", bound_dtype(k), (n,))
+            flipb = self._tensor(op, "flip", "u1", ((n + 7) // 8,))
+            if n % 8 and int(flipb[-1]) >> (n % 8):
+                raise self._bad(f"op {name!r}: flip padding bits are not zero")
+            if (bound < 0).any() or (bound > k + 1).any():
+                raise self._bad(f"op {name!r}: bound out of range [0, {k + 1}]")
         else:
-            for key in ("scale", "bias") + (("row_scale",) if prod == "and" else ()):
+            keys = ("bias",) + (("scale",) if prod != "float" or "scale" in op else ()) + (
+                ("row_scale",) if prod == "and" else ())
+            for key in keys:
                 t = self._tensor(op, key, "<f4", (n,))
                 if not np.isfinite(t).all():
                     raise self._bad(f"op {name!r}: tensor {key} has non-finite values")
@@ -272,9 +288,6 @@ class Model:
 
     def _plan(self, n_points: int):
         bufs, ids = [], {}
-        for name, v in self.values.items():
-            if name == self.graph["input"]["name"]:
-                continue
         order = [self.graph["input"]["name"]] + [op["output"] for op in self.ops]
         for name in order:
             v = self.values[name]
@@ -310,15 +323,17 @@ class Model:
             rec.update(type=_OP["flinear"], wt=np.ascontiguousarray(w.T, dtype=np.float32))
         else:
             rec.update(type=_OP["blinear"], weight=t[op["weight"]], and_mode=op["product"] == "and")
-        if "threshold" in op:
-            p, flip = popcount_bounds(t[op["threshold"]], t[op["flip"]], k)
+        if "bound" in op:
+            flip = np.unpackbits(t[op["flip"]], bitorder="little")[:n]
+            p = t[op["bound"]].astype(np.int64) - 1
             rec.update(P=p, flip=flip, mul=np.zeros(n, np.float32), add=np.zeros(n, np.float32))
             return rec
         lo, hi = op.get("clamp", [None, None])
         lo = -np.inf if lo is None else float(lo)
         hi = np.inf if hi is None else float(hi)
         offset = self._offset(op, n_points)
-        rec.update(mul=t[op["scale"]], add=t[op["bias"]], lo=lo, hi=hi, offset=offset)
+        mul = t[op["scale"]] if "scale" in op else np.ones(n, np.float32)  # float layers: scale in the weights
+        rec.update(mul=mul, add=t[op["bias"]], lo=lo, hi=hi, offset=offset)
         if op["product"] == "and":
             rec["rowc"] = t[op["row_scale"]]
         elif op["product"] == "xnor" and vo["kind"] == "bits":
@@ -349,6 +364,10 @@ class Model:
                              f"{self.input_channels}), got shape {x.shape}")
         if x.shape[1] < 1:
             raise ValueError(f"{self.path.name}: a cloud needs at least one point")
+        if self.points is not None and x.shape[1] != self.points:
+            raise ValueError(f"{self.path.name}: this model was exported for clouds of exactly {self.points} points "
+                             f"(EMA-max offsets folded into its thresholds), got {x.shape[1]}; re-export without "
+                             "points= to accept any point count")
         if not np.issubdtype(x.dtype, np.floating):
             raise ValueError(f"{self.path.name}: expected float points, got {x.dtype}")
         return np.ascontiguousarray(x, dtype=np.float32)

@@ -1,0 +1,125 @@
+"""`onebit export` / `onebit infer` / `onebit bench` and `onebit.export.bench.compare`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import onebit
+from onebit.cli import main
+from onebit.export.bench import calibrated_model, compare, points_major, time_interleaved
+
+
+@pytest.fixture(scope="module")
+def deploy(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    model = calibrated_model("pointnet_deploy", "bipointnet", seed=11, points=64)
+    path = d / "m.onebit"
+    onebit.export(model, path)
+    return model, path, d
+
+
+def test_export_cli_from_checkpoint(deploy, capsys):
+    from onebit.train.checkpoint import save_checkpoint
+
+    model, path, d = deploy
+    ckpt = save_checkpoint({"model_config": model.onebit_config, "state_dict": model.state_dict(), "epoch": 1,
+                            "config": {}}, d / "last.ckpt")
+    out = d / "from_ckpt.onebit"
+    assert main(["export", str(ckpt), "-o", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["file_bytes"] == out.stat().st_size == path.stat().st_size
+    assert out.read_bytes() == path.read_bytes()  # deterministic export
+    assert main(["export", str(d / "missing.ckpt"), "-o", str(out)]) == 1
+    assert "missing.ckpt" in capsys.readouterr().err
+
+
+def test_infer_cli_npy_h5(deploy, capsys):
+    import h5py
+
+    model, path, d = deploy
+    x = np.random.default_rng(0).normal(size=(3, 64, 3)).astype(np.float32)
+    np.save(d / "x.npy", x)
+    with h5py.File(d / "x.h5", "w") as f:
+        f["data"] = x
+        f["label"] = np.array([0, 1, 2])
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).argmax(-1).tolist()
+    assert main(["infer", str(path), str(d / "x.npy"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["predictions"] == want and len(res["logits"]) == 3
+    assert main(["infer", str(path), str(d / "x.h5"), "--isa", "scalar", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "1: class" in out
+    np.save(d / "bad.npy", np.zeros((2, 5, 4), np.float32))
+    assert main(["infer", str(path), str(d / "bad.npy")]) == 1
+    assert "expected points" in capsys.readouterr().err
+    (d / "junk.onebit").write_bytes(b"nonsense")
+    assert main(["infer", str(d / "junk.onebit"), str(d / "x.npy")]) == 1
+    assert "junk.onebit" in capsys.readouterr().err
+
+
+def test_infer_cli_without_torch(deploy):
+    _, path, d = deploy
+    np.save(d / "y.npy", np.zeros((16, 3), np.float32))
+    code = ("import sys\nfrom onebit.cli import main\n"
+            f"rc = main(['infer', {str(path)!r}, {str(d / 'y.npy')!r}, '--json'])\n"
+            "assert 'torch' not in sys.modules\nsys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["predictions"][0] in range(40)
+
+
+def test_bench_cli_json(tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    rc = main(["bench", "--points", "64", "--rounds", "2", "--min-block", "0.005", "--json", str(out), "--profile",
+               "--runners", "torch-eager,torch-fp32-pm,engine"])
+    assert rc == 0
+    rows = json.loads(out.read_text())
+    keys = {"model", "runner", "threads", "batch", "points", "median_ms", "min_ms", "max_ms", "file_bytes"}
+    assert {r["runner"] for r in rows} == {"torch-eager", "torch-fp32-pm", "engine"}
+    for r in rows:
+        assert keys <= set(r) and r["min_ms"] <= r["median_ms"] <= r["max_ms"] and r["points"] == 64
+    eng = next(r for r in rows if r["runner"] == "engine")
+    fp = next(r for r in rows if r["runner"] == "torch-fp32-pm")
+    assert eng["file_bytes"] * 15 < fp["file_bytes"]
+    text = capsys.readouterr().out
+    assert "mlp2.1.linear" in text and "per-op" in text
+
+
+def test_points_major_matches_float_model():
+    from onebit.export import build_graph
+    from onebit.models import create
+
+    for name in ("pointnet_deploy", "pointnet"):
+        torch.manual_seed(0)
+        m = create(name, 10).eval()
+        for bn in m.modules():
+            if isinstance(bn, torch.nn.BatchNorm1d):
+                bn.running_mean.normal_()
+                bn.running_var.uniform_(0.5, 2)
+        g, t = build_graph(m)
+        x = torch.randn(2, 50, 3)
+        with torch.no_grad():
+            np.testing.assert_allclose(points_major(g, t)(x).numpy(), m(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_time_interleaved_orders_rounds():
+    calls = []
+    res = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=2,
+                           min_block_s=0.0)
+    assert set(res) == {"a", "b"} and all(len(v["samples"]) == 2 for v in res.values())
+    # warm-up a, b; then per round: a (block warm-up) a (timed), b b — the runners alternate
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 2
+
+
+def test_compare(deploy):
+    model, *_ = deploy
+    r = compare(model, torch.randn(1, 64, 3), threads=1, rounds=2, min_block_s=0.005)
+    assert r["same_predictions"] and r["max_abs_diff"] < 1e-3
+    assert r["engine_ms"] > 0 and r["torch_ms"] > 0 and r["file_bytes"] < r["torch_bytes"]
