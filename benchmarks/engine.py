@@ -132,6 +132,134 @@ def profile(quick: bool) -> list[dict]:
     return rows
 
 
+def _targets(rows) -> list[str]:
+    """The issue's targets, each with the measured value (wall median; thread-CPU in brackets)."""
+    def find(model, runner, threads, batch, section="models"):
+        return next((r for r in rows if r.get("section") == section and r.get("model") == model
+                     and r.get("runner") == runner and r.get("threads") == threads and r.get("batch") == batch), None)
+
+    def best_fp(model, threads, batch):
+        c = [r for r in rows if r.get("section") == "models" and r.get("model") == model
+             and str(r.get("runner", "")).startswith("torch-fp32") and r["threads"] == threads and r["batch"] == batch]
+        return (min(c, key=lambda r: r["median_ms"]), min(c, key=lambda r: r["cpu_median_ms"])) if c else (None, None)
+
+    lines = ["## Targets", "", "| target | measured | met? |", "|---|---|---|"]
+    e = find("pointnet_deploy", "engine", 1, 1)
+    if e:
+        us_w, us_c = 1e3 * e["median_ms"], 1e3 * e["cpu_median_ms"]
+        lines.append(f"| pointnet_deploy, batch 1, 1 thread ≤ 190 µs (stretch 150) | {us_w:.0f} µs wall "
+                     f"[{1e3 * e['min_ms']:.0f}–{1e3 * e['max_ms']:.0f}], {us_c:.0f} µs cpu | "
+                     f"{'yes' if us_w <= 190 else 'cpu: yes' if us_c <= 190 else 'no'} |")
+        bw, bc = best_fp("pointnet_deploy", 1, 1)
+        if bw:
+            sw, sc = bw["median_ms"] / e["median_ms"], bc["cpu_median_ms"] / e["cpu_median_ms"]
+            lines.append(f"| ≥ 20× best FP32 PyTorch, same net, batch 1, 1 thread | {sw:.1f}× wall, {sc:.1f}× cpu "
+                         f"({bw['runner']}) | {'yes' if min(sw, sc) >= 20 else 'partly' if max(sw, sc) >= 20 else 'no'} |")
+        lines.append(f"| file ≤ 150 KB (fixed 1024 points) | {e['file_bytes']:,} B | {'yes' if e['file_bytes'] <= 150_000 else 'no'} |")
+    c = next((r for r in rows if r.get("section") == "table4" and str(r.get("variant", "")).startswith("(c)")), None)
+    if c:
+        lines.append(f"| file ≤ 110 KB with the last layer binary | {c['file_bytes']:,} B | "
+                     f"{'yes' if c['file_bytes'] <= 110_000 else 'no'} |")
+    for k, goal in ((128, 650), (1024, 1000)):
+        r = next((r for r in rows if r.get("section") == "kernels" and r["isa"] == "avx512" and r["threads"] == 1
+                  and r["K"] == k), None)
+        if r:
+            lines.append(f"| AVX-512 kernel ≥ {goal / 1000:.2f} T bit-MAC/s at K = {k} | {r['gmacs_wall']:.0f} G wall, "
+                         f"{r['gmacs_cpu']:.0f} G cpu | {'yes' if r['gmacs_wall'] >= goal else 'cpu: yes' if (r['gmacs_cpu'] or 0) >= goal else 'no'} |")
+    for model, t, b, goal in (("pointnet_deploy", 2, 32, 15), ("pointnet", 1, 1, 15), ("pointnet", 2, 32, 15)):
+        e2 = find(model, "engine", t, b)
+        bw, bc = best_fp(model, t, b)
+        if e2 and bw:
+            sw, sc = bw["median_ms"] / e2["median_ms"], bc["cpu_median_ms"] / e2["cpu_median_ms"]
+            lines.append(f"| {model}, batch {b}, {t} thread(s) ≥ {goal}× best FP32 | {sw:.1f}× wall, {sc:.1f}× cpu | "
+                         f"{'yes' if sw >= goal else 'cpu: yes' if sc >= goal else 'no'} |")
+    return lines + [""]
+
+
+def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
+    """Render docs/results/engine.md (and the Table 4 speed/size figure) from the raw rows."""
+    rows = json.loads(Path(raw_path).read_text())
+    meta = next((r for r in rows if r.get("section") == "meta"), {})
+    out = ["# onebit engine: measured results", "",
+           f"Measured {meta.get('date', '?')} on this project's machine (2 vCPU AMD EPYC Zen 4, shared with other "
+           f"workers while measuring: load average 8-14 on 2 cores), torch {meta.get('torch', '?')}. Reproduce with "
+           "`python benchmarks/engine.py --raw && python benchmarks/engine.py --report`. Latency = median over "
+           "interleaved rounds (range in brackets); *cpu* = CPU time of the calling thread, the better estimate of "
+           "uncontended 1-thread cost on this oversubscribed host. Speed-up = FP32 time / engine time, same "
+           "column (wall or cpu), same threads and batch.", ""]
+    out += _targets(rows)
+    kern = [r for r in rows if r.get("section") == "kernels"]
+    if kern:
+        out += ["## Binary GEMM kernels (M = 1024 points, N = 1024 outputs, thresholded bit output)", "",
+                "| ISA | threads | K | µs (wall) | µs (cpu) | G bit-MAC/s (wall) | G bit-MAC/s (cpu) |",
+                "|---|---|---|---|---|---|---|"]
+        for r in kern:
+            out.append(f"| {r['isa']} | {r['threads']} | {r['K']} | {r['wall_us']:.0f} | {r['cpu_us']:.0f} | "
+                       f"{r['gmacs_wall']:.0f} | {r['gmacs_cpu'] if r['gmacs_cpu'] is not None else '—'} |")
+        out.append("")
+    lat = [r for r in rows if r.get("section") == "models"]
+    if lat:
+        out += ["## Latency: FP32 PyTorch vs the engine (1024 points, bipointnet preset)", "",
+                "| model | threads | batch | runner | median ms [min–max] | cpu ms | file bytes | speed-up (wall / cpu) |",
+                "|---|---|---|---|---|---|---|---|"]
+        for key in sorted({(r["model"], r["threads"], r["batch"]) for r in lat},
+                          key=lambda k: (["pointnet_deploy", "pointnet_vanilla", "pointnet"].index(k[0])
+                                         if k[0] in ("pointnet_deploy", "pointnet_vanilla", "pointnet") else 9, k[1], k[2])):
+            grp = [r for r in lat if (r["model"], r["threads"], r["batch"]) == key]
+            eng = next((r for r in grp if r["runner"] == "engine"), None)
+            for r in grp:
+                sp = ""
+                if eng and r is not eng:
+                    sp = f"{r['median_ms'] / eng['median_ms']:.1f}x / {r['cpu_median_ms'] / eng['cpu_median_ms']:.1f}x"
+                out.append(f"| {r['model']} | {r['threads']} | {r['batch']} | {r['runner']} | {r['median_ms']:.3f} "
+                           f"[{r['min_ms']:.3f}–{r['max_ms']:.3f}] | {r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {sp} |")
+        out.append("")
+    t4 = [r for r in rows if r.get("section") == "table4" and "runner" in r]
+    if t4:
+        fp = next((r for r in t4 if r["runner"] != "engine"), None)
+        out += ["## BiPointNet Table 4 on pointnet_deploy (batch 1, 1 thread, 1024 points)", "",
+                "| variant | median ms [min–max] | cpu ms | bytes | size ratio | speed-up vs FP32 (wall / cpu) | accuracy |",
+                "|---|---|---|---|---|---|---|"]
+        for r in t4:
+            ratio = f"{fp['file_bytes'] / r['file_bytes']:.1f}x" if fp else ""
+            sp = (f"{fp['median_ms'] / r['median_ms']:.1f}x / {fp['cpu_median_ms'] / r['cpu_median_ms']:.1f}x"
+                  if fp and r is not fp else "1x")
+            acc = "—" if r.get("accuracy") is None else f"{r['accuracy']:.2f}"
+            out.append(f"| {r['variant']} | {r['median_ms']:.3f} [{r['min_ms']:.3f}–{r['max_ms']:.3f}] | "
+                       f"{r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {ratio} | {sp} | {acc} |")
+        out.append("")
+        if png_path is not None and fp:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for r in t4:
+                ax.scatter(r["cpu_median_ms"], r["file_bytes"] / 1e3)
+                ax.annotate(r["variant"].split(" ")[0], (r["cpu_median_ms"], r["file_bytes"] / 1e3))
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("latency, ms (thread CPU time, batch 1, 1 thread)")
+            ax.set_ylabel("file size, KB")
+            ax.set_title("BiPointNet Table 4 variants on this machine (no accuracy: untrained)")
+            fig.tight_layout()
+            fig.savefig(png_path, dpi=110)
+            plt.close(fig)
+            out += [f"![Table 4 variants: time vs size]({png_path.name})", ""]
+    prof = [r for r in rows if r.get("section") == "profile"]
+    if prof:
+        out += ["## Where the engine's time goes (native per-op timers, thread CPU time, batch 1, 1 thread)", "",
+                "| model | op | µs | share |", "|---|---|---|---|"]
+        for model in dict.fromkeys(r["model"] for r in prof):
+            grp = [r for r in prof if r["model"] == model]
+            tot = sum(r["cpu_us"] for r in grp) or 1
+            for r in grp:
+                out.append(f"| {model} | {r['op']} | {r['cpu_us']:.1f} | {100 * r['cpu_us'] / tot:.0f}% |")
+        out.append("")
+    Path(md_path).write_text("\n".join(out) + "\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -139,7 +267,16 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engine.json"))
     ap.add_argument("--raw", action="store_true", help="also write all rows (kernels, profile) next to --out")
+    ap.add_argument("--report", action="store_true", help="render docs/results/engine.md from the raw rows")
+    ap.add_argument("--report-draft", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.report:
+        raw = Path(args.out).with_name(Path(args.out).stem + ".raw.json")
+        md = ROOT / "docs" / "results" / "engine.md"
+        md.parent.mkdir(parents=True, exist_ok=True)
+        report(raw, md.with_suffix(".generated.md") if args.report_draft else md, md.with_name("engine_table4.png"))
+        print(f"wrote {md}")
+        return 0
     # short OpenMP spin before sleeping, for torch and the engine alike: with the default long spin, 2-thread
     # runs on this shared, oversubscribed host spend milliseconds per barrier (measured: 32 ms vs 0.8 ms)
     os.environ.setdefault("GOMP_SPINCOUNT", "20000")

@@ -105,6 +105,43 @@ static void fbits_scalar(const float* x, int R, int K, const float* ws, const fl
 }
 
 #if ONEBIT_X86
+// small first layers (K <= 4 inputs, N <= 64 channels, e.g. xyz -> 64): weights, bias and clamps stay in
+// registers, one row is KK broadcasts + 4*KK FMAs + 4 compares
+template <int KK>
+T512 static void fbits_small_avx512(const float* x, int R, const float* ws, const float* add, int N, float lo,
+                                    float hi, float off, uint64_t* out, size_t ldo, bool or_mode) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), voff = _mm512_set1_ps(off);
+    __mmask16 lm[4];
+    __m512 w[KK][4], b[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        const int c = 16 * g;
+        lm[g] = c >= N ? 0 : (N - c) >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (N - c)) - 1);
+        b[g] = _mm512_maskz_loadu_ps(lm[g], add + (c < N ? c : 0));
+#pragma GCC unroll 4
+        for (int k = 0; k < KK; ++k) w[k][g] = _mm512_maskz_loadu_ps(lm[g], ws + static_cast<size_t>(k) * N + (c < N ? c : 0));
+    }
+    uint64_t acc_or = 0;
+    for (int r = 0; r < R; ++r) {
+        const float* xr = x + static_cast<size_t>(r) * KK;
+        __m512 xb[KK];
+#pragma GCC unroll 4
+        for (int k = 0; k < KK; ++k) xb[k] = _mm512_set1_ps(xr[k]);
+        uint64_t m = 0;
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) {
+            __m512 v = b[g];
+#pragma GCC unroll 4
+            for (int k = 0; k < KK; ++k) v = _mm512_fmadd_ps(xb[k], w[k][g], v);
+            v = _mm512_sub_ps(_mm512_min_ps(_mm512_max_ps(v, vlo), vhi), voff);
+            m |= static_cast<uint64_t>(_mm512_mask_cmp_ps_mask(lm[g], v, _mm512_setzero_ps(), _CMP_GE_OQ)) << (16 * g);
+        }
+        if (or_mode) acc_or |= m;
+        else out[static_cast<size_t>(r) * ldo] = m;
+    }
+    if (or_mode) out[0] |= acc_or;
+}
+
 // one row: 16 channels per zmm, FMA over K, compare -> 16-bit masks assembled into 64-bit words
 T512 static void fbits_avx512(const float* x, int R, int K, const float* ws, const float* add, int N, float lo,
                               float hi, float off, uint64_t* out, size_t ldo, bool or_mode) {
@@ -219,12 +256,15 @@ T256 static void fgemm_avx2(const float* x, int R, int K, const float* wt, int N
 template <int R, bool AND>
 T512 static inline void pc_tile_512(const uint64_t* X, size_t ldx, const uint64_t* wp, int W, uint32_t* pc) {
     __m512i acc[R][4];
+    #pragma GCC unroll 8
     for (int i = 0; i < R; ++i)
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
     for (int w = 0; w < W; ++w) {
         const uint64_t* b = wp + static_cast<size_t>(w) * NP;
         const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 8);
         const __m512i b2 = _mm512_loadu_si512(b + 16), b3 = _mm512_loadu_si512(b + 24);
+        #pragma GCC unroll 8
         for (int i = 0; i < R; ++i) {
             const __m512i a = _mm512_set1_epi64(static_cast<long long>(X[i * ldx + w]));
             if (AND) {
@@ -240,7 +280,9 @@ T512 static inline void pc_tile_512(const uint64_t* X, size_t ldx, const uint64_
             }
         }
     }
+    #pragma GCC unroll 8
     for (int i = 0; i < R; ++i)
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j)
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + i * NP + 8 * j), _mm512_cvtepi64_epi32(acc[i][j]));
 }
@@ -262,12 +304,15 @@ template <int R, bool OR>
 T512 static inline void thr_tile_512(const uint64_t* X, size_t ldx, const uint64_t* wp, int W, const int64_t* P,
                                      uint32_t flip, uint32_t* out, size_t ldo32, uint32_t* ormask) {
     __m512i acc[R][4];
+    #pragma GCC unroll 8
     for (int i = 0; i < R; ++i)
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
     for (int w = 0; w < W; ++w) {
         const uint64_t* b = wp + static_cast<size_t>(w) * NP;
         const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 8);
         const __m512i b2 = _mm512_loadu_si512(b + 16), b3 = _mm512_loadu_si512(b + 24);
+        #pragma GCC unroll 8
         for (int i = 0; i < R; ++i) {
             const __m512i a = _mm512_set1_epi64(static_cast<long long>(X[i * ldx + w]));
             acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(a, b0)));
@@ -279,6 +324,7 @@ T512 static inline void thr_tile_512(const uint64_t* X, size_t ldx, const uint64
     const __m512i p0 = _mm512_loadu_si512(P), p1 = _mm512_loadu_si512(P + 8);
     const __m512i p2 = _mm512_loadu_si512(P + 16), p3 = _mm512_loadu_si512(P + 24);
     uint32_t orm = 0;
+    #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
         uint32_t m = static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][0], p0)) |
                      (static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][1], p1)) << 8) |
@@ -361,7 +407,18 @@ void pack_ge(int isa, const float* z, int N, float off, uint64_t* out) {
 void fbits(int isa, const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
            float off, uint64_t* out, size_t ldo, bool or_mode) {
 #if ONEBIT_X86
-    if (isa == ISA_AVX512) return fbits_avx512(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
+    if (isa == ISA_AVX512) {
+        if (N <= 64) {
+            switch (K) {
+                case 1: return fbits_small_avx512<1>(x, R, ws, add, N, lo, hi, off, out, ldo, or_mode);
+                case 2: return fbits_small_avx512<2>(x, R, ws, add, N, lo, hi, off, out, ldo, or_mode);
+                case 3: return fbits_small_avx512<3>(x, R, ws, add, N, lo, hi, off, out, ldo, or_mode);
+                case 4: return fbits_small_avx512<4>(x, R, ws, add, N, lo, hi, off, out, ldo, or_mode);
+                default: break;
+            }
+        }
+        return fbits_avx512(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
+    }
 #endif
     (void)isa;
     fbits_scalar(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);

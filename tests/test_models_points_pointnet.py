@@ -145,3 +145,19 @@ def test_official_ema_offsets_option():
         model(torch.randn(2, 100, 3))  # the official table has no offset for 100 points
     with pytest.raises(ValueError, match="ema_offsets"):
         create("pointnet", 4, ema_offsets="mc")
+
+
+@pytest.mark.parametrize(("name", "preset"), [("pointnet", None), ("pointnet_deploy", "bipointnet")])
+def test_can_fit_a_tiny_batch(name, preset):
+    torch.manual_seed(0)
+    model = create(name, 4, binarize=preset, width=0.25, dropout=0.0)
+    x, y = torch.randn(8, 64, 3), torch.arange(8) % 4
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    first = None
+    for _ in range(40):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert first > 1.0 and loss.item() < 0.2

@@ -127,7 +127,9 @@ def knn(query: torch.Tensor, ref: torch.Tensor, k: int, return_dist: bool = Fals
 
     Ordered by (squared distance, index): exact ties go to the lower index, both in the choice
     at the k-th boundary and in the order. ``return_dist`` also returns the distances (B, N, k).
-    A query that is also in ``ref`` has itself as its first neighbour (distance 0).
+    A query that is also in ``ref`` has distance 0 to itself, so it is its own first neighbour
+    unless a duplicate of it has a lower index (for C ≤ 4 exactly; for wider features the GEMM
+    form is 0 only up to rounding).
     """
     _check("knn", query, "query")
     _check("knn", ref, "ref")

@@ -9,7 +9,11 @@ features and applies a shared MLP. Layer sizes are the papers' defaults (cls: 10
 partseg: 2048, semseg: 4096); ``npoints`` / ``max_nsample`` / ``width`` shrink them.
 
 BiPointNet (App. E.3) keeps the first and the last layer float: here the first layer of each
-SA1 branch (the only layers that see raw coordinates) and the head's output layer.
+SA1 branch (the only layers that see raw coordinates) and the head's output layer. Blocks are
+Linear → BN → act as in every onebit point model (the official BiPointNet PointNet++ uses
+Linear → ReLU → BN and an extra float 3→64 layer, notes §b9). Ball-query neighbourhoods with
+fewer than K points are padded by repeating the first one, so EMA-max uses δ*(K) with K the
+padded size, like the official constant for n = 64.
 """
 
 from __future__ import annotations

@@ -104,9 +104,6 @@ def pack_signs(x: np.ndarray) -> np.ndarray:
 
 
 def _engine():
-    # short OpenMP spin before sleeping: with the default (long spin) a shared, oversubscribed host turns every
-    # barrier of a 2-thread forward into milliseconds; set GOMP_SPINCOUNT yourself to override
-    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
     try:
         from . import _engine as eng
     except ImportError as e:  # pragma: no cover - only on a broken install
