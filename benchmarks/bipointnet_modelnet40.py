@@ -80,6 +80,17 @@ def row_config(key: str, args) -> dict:
     }
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The results as a markdown table next to the paper's numbers."""
+    lines = ["| model | method | OA % | mAcc % | paper OA % | epochs | points | train shapes | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        paper = "–" if r.get("paper_oa") is None else f"{r['paper_oa']}"
+        lines.append(f"| {r['model']} | {r['method']} | {r['oa']:.2f} | {r['macc']:.2f} | {paper} | {r['epochs']} | "
+                     f"{r.get('points', '')} | {r.get('train_shapes', '')} | {r.get('wall_s', '')} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma list of rows: {', '.join(ROWS)}")
@@ -96,7 +107,11 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=None, help="ModelNet40 folder (default: ../shared/data/modelnet40)")
     p.add_argument("--runs", default="runs/bipointnet_modelnet40", help="run directories go here")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/bipointnet_modelnet40.json"))
+    p.add_argument("--table", action="store_true", help="print the JSON at --out as a markdown table and exit")
     args = p.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return 0
 
     import torch
 

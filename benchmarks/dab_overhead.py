@@ -75,10 +75,13 @@ def _report(wall, cpu, num="dab", den="bwn") -> dict:
     return out
 
 
-def bench_quantizers(rounds: int, reps: int) -> dict:
+SMALL_CNN_CONVS = [(64, 3, 3), (128, 64, 3), (256, 128, 3), (256, 256, 3)]
+
+
+def bench_quantizers(rounds: int, reps: int, convs=RESNET18_CONVS) -> dict:
     g = torch.Generator().manual_seed(0)
     weights = [(torch.randn(o, i, k, k, generator=g) * (2.0 / (i * k * k)) ** 0.5).requires_grad_(True)
-               for o, i, k in RESNET18_CONVS]
+               for o, i, k in convs]
     variants = {"bwn": Q.get("bwn"), "dab": Q.get("dab"), "dab_jacobian": Q.get("dab", backward="jacobian")}
 
     def step(q):
@@ -181,6 +184,8 @@ def main(argv=None):
     if args.only in (None, "quantizer"):
         res["quantizer_resnet18"] = bench_quantizers(args.rounds, max(1, args.reps // 2))
     if args.only in (None, "step"):
+        # the quantizer alone on the small CNN's four weights: DAB's added cost in isolation
+        res["quantizer_small_cnn"] = bench_quantizers(args.rounds, 4 * args.reps, SMALL_CNN_CONVS)
         res["train_step_small_cnn"] = bench_train_step(args.rounds, args.reps)
     res["machine"]["loadavg_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +194,9 @@ def main(argv=None):
     if q:
         _print_quantizer(q, args)
     if t:
+        qs = res["quantizer_small_cnn"]
+        print(f"(1b) quantizer fwd+bwd on the small CNN's {qs['n_convs']} conv weights ({qs['n_weights']:,} weights)")
+        _print_table(qs, ("bwn", "dab", "dab_jacobian"))
         _print_step(t)
     print(f"wrote {args.out}")
     return res

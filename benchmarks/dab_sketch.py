@@ -51,12 +51,17 @@ def parse_args(argv=None):
     ap.add_argument("--interval", type=int, default=None, help="epochs per lr halving (default epochs // 4)")
     ap.add_argument("--fbin-input", default=None,
                     help="input binarizer for xnor/dab-fbin (default: the presets'; 'ste_sign' = official plain sign)")
+    ap.add_argument("--override", action="append", default=[], metavar="FIELD=YAML",
+                    help="ablation: override a BinarizeSpec field of every non-fp setting, e.g. "
+                         "dab_preprocess=false (repeatable; recorded in the row's 'variant')")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "runs" / "dab_sketch"), help="run directories")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "dab_sketch.json"),
                     help="results file; a row with the same command is replaced, others are kept")
     ap.add_argument("--no-diagnostics", action="store_true")
+    ap.add_argument("--stats", nargs="+", metavar="RUN_DIR", default=None,
+                    help="only print the K/alpha/beta and DAB-vs-BWN error summary of finished runs' last.ckpt")
     return ap.parse_args(argv)
 
 
@@ -80,6 +85,15 @@ def run_config(args, dataset: str, setting: str, fold: int) -> dict:
     binarize = None if setting == "fp" else setting
     if args.fbin_input and setting in ("xnor", "dab-fbin"):
         binarize = {"preset": setting, "input": args.fbin_input}
+    if args.override and binarize is not None:
+        import yaml
+
+        binarize = binarize if isinstance(binarize, dict) else {"preset": setting}
+        for item in args.override:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise SystemExit(f"dab_sketch: --override takes FIELD=VALUE, got {item!r}")
+            binarize[key.strip()] = yaml.safe_load(value)
     interval = args.interval or max(1, args.epochs // 4)
     return {
         "model": {"name": "sketch_a_net", "options": {"input_size": size, "width": args.width}},
@@ -100,22 +114,32 @@ def run_config(args, dataset: str, setting: str, fold: int) -> dict:
 
 
 def dab_summary(ckpt_path: Path) -> dict:
-    """K/n, alpha, beta of the final latent weights of every DAB layer (paper Thm 1-2), averaged over
-    filters: the trainer's per-epoch diagnostics do not run on ten-crop evaluation batches."""
+    """K/n, alpha, beta of the optimal DAB fit (paper Thm 1-2) of the final latent weights of every
+    binarized layer, averaged over filters, and the relative squared error of that fit and of
+    BWN's alpha*sign(w) (the trainer's per-epoch diagnostics do not run on ten-crop batches)."""
+    import torch
+
     from onebit.quantizers.dab import dab_stats
     from onebit.train.checkpoint import load_model
 
     model, _ = load_model(ckpt_path)
     out = {}
     for name, m in model.named_modules():
-        q = getattr(m, "kernel_quantizer", None)
-        if q is None or getattr(q, "name", "") != "dab":
+        if getattr(m, "kernel_quantizer", None) is None:
             continue
-        st = dab_stats(m.weight.detach())
+        w = m.weight.detach()
+        w2 = w.reshape(w.shape[0], -1)
+        st = dab_stats(w)
         k_frac = (st["K"].float() / st["n"].float())
+        # relative squared error of the DAB fit and of BWN's alpha*sign(w) on the same weights
+        a = w2.abs().mean(1, keepdim=True)
+        sse_bwn = ((w2 - a * torch.where(w2 >= 0, 1.0, -1.0)) ** 2).sum()
+        norm = (w2**2).sum()
         out[name] = {"K_over_n": round(float(k_frac.mean()), 4), "alpha": round(float(st["alpha"].mean()), 5),
                      "beta": round(float(st["beta"].mean()), 5),
-                     "alpha_plus_beta": round(float((st["alpha"] + st["beta"]).abs().mean()), 5)}
+                     "alpha_plus_beta": round(float((st["alpha"] + st["beta"]).abs().mean()), 5),
+                     "sse_dab_rel": round(float(st["sse"].sum() / norm), 4),
+                     "sse_bwn_rel": round(float(sse_bwn / norm), 4)}
     return out
 
 
@@ -131,6 +155,8 @@ def row_command(args, dataset: str, setting: str) -> str:
         argv += ["--interval", str(args.interval)]
     if args.fbin_input:
         argv += ["--fbin-input", args.fbin_input]
+    for item in args.override:
+        argv += ["--override", item]
     if dataset == "sketchy":
         argv += ["--folds", args.folds, "--k", str(args.k)]
     return shlex.join(argv)
@@ -141,6 +167,10 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.stats:
+        for run_dir in args.stats:
+            print(run_dir, json.dumps(dab_summary(Path(run_dir) / "last.ckpt"), indent=1))
+        return 0
     from onebit.train import run
 
     datasets = ["quickdraw", "sketchy"] if args.dataset == "both" else [args.dataset]
@@ -162,13 +192,14 @@ def main(argv=None) -> int:
                 acc = float(res.final["oa"])
                 accs.append(acc)
                 run_dirs.append(str(out))
-                if setting.startswith("dab"):
+                if setting != "fp":
                     dab_stats_by_fold.append(dab_summary(out / "last.ckpt"))
                 print(f"{dataset} {setting} fold {fold}: ten-crop acc {acc:.2f}% ({time.time() - t0:.0f}s)", flush=True)
             row = {
                 "model": "sketch_a_net",
                 "dataset": "quickdraw_bitmap" if dataset == "quickdraw" else "sketchy_subset",
                 "setting": setting,
+                "variant": ", ".join(args.override + ([f"input={args.fbin_input}"] if args.fbin_input else [])) or None,
                 "acc": round(statistics.fmean(accs), 2),
                 "acc_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else None,
                 "fold_accs": [round(a, 2) for a in accs],

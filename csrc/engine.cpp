@@ -55,7 +55,8 @@ struct Op {
     avec<float> mul, add, rowc;    // per channel (padded to panels * NP)
     avec<int64_t> P;               // popcount bound per channel (padded)
     avec<int32_t> ecnt;            // AND (DAB) layers: k − 2·popcount(e) per channel
-    avec<uint32_t> flip;           // per panel flip masks
+    avec<uint32_t> flip;           // per panel flip masks (all 0: flips are folded into the weights)
+    avec<uint8_t> neg;             // channels stored complemented (debug: report the true dot)
 };
 
 // timers: wall clock for benchmarks, per-thread CPU time for the per-op profile (robust on a shared host)
@@ -90,6 +91,23 @@ struct Scratch {
     avec<uint32_t> orm;
     avec<int32_t> rowpc;
 };
+
+// A negative-slope channel (bit = [pc > P], "flip") is stored with its weight bits complemented over the
+// k valid bits: popcount(x XOR ~w) = k − pc, so its bit becomes [pc' <= k − P − 1] like every other channel.
+// The kernels then never need a flip, and OR pooling is a min over rows of pc' (one compare per tile).
+// neg[n] = 1 marks those channels (their XNOR dot is the negative of the stored weights' dot).
+void fold_flips(uint64_t* w, int N, int W, int K, int64_t* P, const uint8_t* flip, uint8_t* neg) {
+    for (int n = 0; n < N; ++n) {
+        if (!flip[n]) continue;
+        for (int k = 0; k < W; ++k) {
+            const int valid = std::min(64, K - 64 * k);
+            const uint64_t mask = valid >= 64 ? ~0ULL : ((1ULL << valid) - 1);
+            w[static_cast<size_t>(n) * W + k] ^= mask;
+        }
+        P[n] = K - P[n] - 1;
+        neg[n] = 1;
+    }
+}
 
 class Engine {
    public:
@@ -249,6 +267,17 @@ class Engine {
                 if (w[static_cast<size_t>(n) * op.W + op.W - 1] & ~keep)
                     throw std::invalid_argument("op '" + op.name + "': weight padding bits are not zero");
         }
+        op.int_thr = d.contains("P");
+        if (op.int_thr) {
+            if (op.and_mode || !want_bits)
+                throw std::invalid_argument("op '" + op.name + "': integer thresholds need an XNOR layer with bit output");
+            op.P = to_vec<int64_t>(d, "P", op.N, op.name);
+            auto fl = to_vec<uint8_t>(d, "flip", op.N, op.name);
+            op.neg.assign(NPAD, 0);
+            fold_flips(w.data(), op.N, op.W, op.K, op.P.data(), fl.data(), op.neg.data());
+            op.P.resize(NPAD, -1);  // padded channels: pc <= -1 never holds -> bit 0
+            op.flip.assign(op.panels, 0);
+        }
         op.wp.assign(NPAD * op.W, 0);
         for (int n = 0; n < op.N; ++n)
             for (int k = 0; k < op.W; ++k)
@@ -261,17 +290,6 @@ class Engine {
                 for (int k = 0; k < op.W; ++k) pc += __builtin_popcountll(w[static_cast<size_t>(n) * op.W + k]);
                 op.ecnt[n] = op.K - 2 * pc;
             }
-        }
-        op.int_thr = d.contains("P");
-        if (op.int_thr) {
-            if (op.and_mode || !want_bits)
-                throw std::invalid_argument("op '" + op.name + "': integer thresholds need an XNOR layer with bit output");
-            op.P = to_vec<int64_t>(d, "P", op.N, op.name);
-            op.P.resize(NPAD, -1);  // padded channels: pc <= -1 never holds -> bit 0
-            auto fl = to_vec<uint8_t>(d, "flip", op.N, op.name);
-            op.flip.assign(op.panels, 0);
-            for (int n = 0; n < op.N; ++n)
-                if (fl[n]) op.flip[n / NP] |= 1u << (n % NP);
         }
         return op;
     }
@@ -344,14 +362,12 @@ class Engine {
         std::memcpy(out, ptr[output_], sizeof(float) * (ob.pooled ? 1 : N) * ob.cols);
     }
 
-    static void run_quant(const BufSpec& bi, int M, const float* x, uint64_t* out, int ldo) {
+    void run_quant(const BufSpec& bi, int M, const float* x, uint64_t* out, int ldo) const {
         const int C = bi.cols;
         for (int r = 0; r < M; ++r) {
             uint64_t* o = out + static_cast<size_t>(r) * ldo;
-            const float* xr = x + static_cast<size_t>(r) * C;
             for (int w = 0; w < ldo; ++w) o[w] = 0;
-            for (int c = 0; c < C; ++c)
-                if (xr[c] >= 0.f) o[c >> 6] |= 1ULL << (c & 63);  // sign(0) = +1
+            pack_ge(isa_, x + static_cast<size_t>(r) * C, C, 0.f, o);  // bit = x >= 0: sign(0) = +1
         }
     }
 
@@ -471,8 +487,10 @@ class Engine {
                         if (or_mode) orm[p] |= m;
                         else out32[static_cast<size_t>(r) * ldo32 + p] = m;
                         if (raw)
-                            for (int j = 0; j < cmax; ++j)
-                                raw[static_cast<size_t>(r) * op.N + p * NP + j] = op.K - 2 * static_cast<int32_t>(pci[j]);
+                            for (int j = 0; j < cmax; ++j) {
+                                const int32_t dot = op.K - 2 * static_cast<int32_t>(pci[j]);
+                                raw[static_cast<size_t>(r) * op.N + p * NP + j] = op.neg[p * NP + j] ? -dot : dot;
+                            }
                         continue;
                     }
                     for (int j = 0; j < cmax; ++j) {
@@ -594,12 +612,15 @@ py::array_t<uint64_t> threshold_gemm(u64arr x, u64arr w, py::array_t<int64_t, py
     const int M = static_cast<int>(x.shape(0)), N = static_cast<int>(w.shape(0)), W = static_cast<int>(x.shape(1));
     if (P.size() != N || flip.size() != N) throw std::invalid_argument("threshold_gemm: P and flip need N entries");
     const int panels = (N + NP - 1) / NP;
-    auto wp = pack_panels(w.data(), N, W);
+    const int K = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(W) * 64, 1 << 30));
+    avec<uint64_t> wf(w.data(), w.data() + static_cast<size_t>(N) * W);
     avec<int64_t> Pp(P.data(), P.data() + N);
+    avec<uint8_t> neg(N, 0);
+    // the caller's rows are full 64-bit words here: K = 64·W valid bits (padding counts as data)
+    fold_flips(wf.data(), N, W, K, Pp.data(), flip.data(), neg.data());
+    auto wp = pack_panels(wf.data(), N, W);
     Pp.resize(static_cast<size_t>(panels) * NP, -1);
     avec<uint32_t> fl(panels, 0);
-    for (int n = 0; n < N; ++n)
-        if (flip.data()[n]) fl[n / NP] |= 1u << (n % NP);
     const int words = (N + 63) / 64, ldo32 = 2 * words;
     const int rows = or_mode ? 1 : M;
     py::array_t<uint64_t> out({rows, words});

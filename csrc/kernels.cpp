@@ -323,20 +323,32 @@ T512 static inline void thr_tile_512(const uint64_t* X, size_t ldx, const uint64
     }
     const __m512i p0 = _mm512_loadu_si512(P), p1 = _mm512_loadu_si512(P + 8);
     const __m512i p2 = _mm512_loadu_si512(P + 16), p3 = _mm512_loadu_si512(P + 24);
-    uint32_t orm = 0;
-    #pragma GCC unroll 8
+    if (OR) {
+        // OR over rows of [pc <= P] is [min over rows of pc <= P]: 5 vpminuq per column group, one compare
+        __m512i m0 = acc[0][0], m1 = acc[0][1], m2 = acc[0][2], m3 = acc[0][3];
+#pragma GCC unroll 8
+        for (int i = 1; i < R; ++i) {
+            m0 = _mm512_min_epu64(m0, acc[i][0]);
+            m1 = _mm512_min_epu64(m1, acc[i][1]);
+            m2 = _mm512_min_epu64(m2, acc[i][2]);
+            m3 = _mm512_min_epu64(m3, acc[i][3]);
+        }
+        const uint32_t m = static_cast<uint32_t>(_mm512_cmple_epi64_mask(m0, p0)) |
+                           (static_cast<uint32_t>(_mm512_cmple_epi64_mask(m1, p1)) << 8) |
+                           (static_cast<uint32_t>(_mm512_cmple_epi64_mask(m2, p2)) << 16) |
+                           (static_cast<uint32_t>(_mm512_cmple_epi64_mask(m3, p3)) << 24);
+        *ormask |= m ^ flip;  // the engine stores flip channels complemented, so flip is 0 there
+        return;
+    }
+#pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
         uint32_t m = static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][0], p0)) |
                      (static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][1], p1)) << 8) |
                      (static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][2], p2)) << 16) |
                      (static_cast<uint32_t>(_mm512_cmple_epi64_mask(acc[i][3], p3)) << 24);
-        m ^= flip;
-        if (OR)
-            orm |= m;
-        else
-            out[i * ldo32] = m;
+        out[i * ldo32] = m ^ flip;
     }
-    if (OR) *ormask |= orm;
+    (void)ormask;
 }
 
 T512 static void thr_tile_avx512_impl(bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp,
@@ -361,8 +373,45 @@ T512 static void thr_tile_avx512_impl(bool or_mode, const uint64_t* X, size_t ld
 #undef ONEBIT_THR_CASE
 }
 
+// register-blocked float GEMM: RB rows x 64 columns of accumulators (4*RB zmm), masked column tails
+template <int RB>
+T512 static inline void fgemm_block_512(const float* x, int K, const float* wt, int N, float* z, int c0) {
+    __mmask16 lm[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        const int c = c0 + 16 * g;
+        lm[g] = c >= N ? 0 : (N - c) >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (N - c)) - 1);
+    }
+    __m512 acc[RB][4];
+#pragma GCC unroll 8
+    for (int i = 0; i < RB; ++i)
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) acc[i][g] = _mm512_setzero_ps();
+    for (int k = 0; k < K; ++k) {
+        const float* w = wt + static_cast<size_t>(k) * N + c0;
+        __m512 b[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) b[g] = _mm512_maskz_loadu_ps(lm[g], lm[g] ? w + 16 * g : w);
+#pragma GCC unroll 8
+        for (int i = 0; i < RB; ++i) {
+            const __m512 a = _mm512_set1_ps(x[static_cast<size_t>(i) * K + k]);
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; ++g) acc[i][g] = _mm512_fmadd_ps(a, b[g], acc[i][g]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < RB; ++i)
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g)
+            if (lm[g]) _mm512_mask_storeu_ps(z + static_cast<size_t>(i) * N + c0 + 16 * g, lm[g], acc[i][g]);
+}
+
 T512 static void fgemm_avx512(const float* x, int R, int K, const float* wt, int N, float* z) {
-    fgemm_scalar(x, R, K, wt, N, z);  // vectorised by the compiler for AVX-512 here
+    int r = 0;
+    for (; r + 4 <= R; r += 4)
+        for (int c0 = 0; c0 < N; c0 += 64) fgemm_block_512<4>(x + static_cast<size_t>(r) * K, K, wt, N, z + static_cast<size_t>(r) * N, c0);
+    for (; r < R; ++r)
+        for (int c0 = 0; c0 < N; c0 += 64) fgemm_block_512<1>(x + static_cast<size_t>(r) * K, K, wt, N, z + static_cast<size_t>(r) * N, c0);
 }
 #endif  // ONEBIT_X86
 

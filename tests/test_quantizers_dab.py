@@ -337,3 +337,22 @@ def test_dab_act_two_levels_exact_and_ste(per):
     torch.testing.assert_close(x.grad, (x.detach().abs() <= 1).double())
     with pytest.raises(ValueError, match="per"):
         Q.get("dab_act", per="channel")
+
+
+# ---------------------------------------------------------------- property test (ties, duplicates)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(-4, 4), min_size=1, max_size=12))
+def test_dab_property_small_integer_filters(values):
+    """Small integer filters (many ties, constants, ±c): optimal SSE, ≤ 2 levels, ties share a level."""
+    w = torch.tensor([values], dtype=torch.float64)
+    y = Q.get("dab")(w)
+    assert float(_sse(w, y)[0]) == pytest.approx(_brute_min_sse(values), abs=1e-9)
+    assert len(y.unique()) <= 2
+    for v in w.unique():
+        assert len(y[w == v].unique()) == 1
+    signs, a, b = Q.get("dab").factorize(w)
+    torch.testing.assert_close(a.view(-1, 1) * signs + b.view(-1, 1), y)

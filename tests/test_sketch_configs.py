@@ -57,3 +57,30 @@ def test_synthetic_sketch_config_trains(tmp_path, setting):
     res = run(cfg, tmp_path / setting, progress=False)
     assert 0.0 <= res.final["oa"] <= 100.0
     assert (tmp_path / setting / "last.ckpt").is_file()
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("dab_sketch", REPO / "benchmarks" / "dab_sketch.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_configs_resolve_and_commands():
+    bench = _benchmark()
+    args = bench.parse_args(["--epochs", "3", "--subset", "25", "--folds", "1,2", "--override", "dab_preprocess=false"])
+    for dataset in ("quickdraw", "sketchy"):
+        for setting in bench.SETTINGS:
+            cfg = config_mod.resolve(bench.run_config(args, dataset, setting, fold=2))
+            assert cfg["model"]["name"] == "sketch_a_net" and cfg["epochs"] == 3
+            if setting == "fp":
+                assert cfg["binarize"] is None
+            else:
+                assert cfg["binarize"] == {"preset": setting, "dab_preprocess": False}
+            cmd = bench.row_command(args, dataset, setting)
+            assert f"--settings {setting}" in cmd and "--override dab_preprocess=false" in cmd
+        assert cfg["data"]["eval_options"] == {"ten_crop": True}
+    assert cfg["data"]["options"]["fold"] == 2 and cfg["data"]["options"]["num_classes"] == 25
+    row = {"dataset": "quickdraw_bitmap", "setting": "dab-fbin", "acc": 55.4, "acc_std": None, "epochs": 8,
+           "command": "python benchmarks/dab_sketch.py"}
+    assert "| quickdraw_bitmap | dab-fbin | 55.40 | 60.4 | 70.6 | 8 |" in bench.markdown_table([row])

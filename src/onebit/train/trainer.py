@@ -323,8 +323,11 @@ def evaluate(model: nn.Module, loader, task: str, num_classes: int, *, domain: s
              loss_fn: TaskLoss | None = None, device="cpu", amp: bool = False, category_parts=None,
              num_categories=None, progress: bool = False) -> dict[str, float]:
     """Metrics of ``model`` over ``loader`` (all ranks call it; torchmetrics syncs the states)."""
+    # the unwrapped module: a DDP forward would broadcast buffers, a collective that deadlocks when
+    # ranks hold different numbers of eval batches (the shards are unpadded)
+    model = _unwrap(model)
     model.eval()
-    fwd = _Forward(_unwrap(model), task, domain)
+    fwd = _Forward(model, task, domain)
     metrics = TaskMetrics(task, num_classes, category_parts=category_parts, num_categories=num_categories,
                           device=device)
     dev = torch.device(device)
