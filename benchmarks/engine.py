@@ -219,7 +219,8 @@ def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
     meta = next((r for r in rows if r.get("section") == "meta"), {})
     out = ["# onebit engine: measured results", "",
            f"Measured {meta.get('date', '?')} on this project's machine (2 vCPU AMD EPYC Zen 4, shared with other "
-           f"workers while measuring: load average 8-14 on 2 cores), torch {meta.get('torch', '?')}. Reproduce with "
+           f"workers while measuring: load average {meta.get('loadavg_end', ['?'])[0]} at the end of the run, 4-14 "
+           f"during this session), torch {meta.get('torch', '?')}. Reproduce with "
            "`python benchmarks/engine.py --raw /tmp/engine.raw.json && python benchmarks/engine.py --report "
            "/tmp/engine.raw.json`. Latency = median over "
            "interleaved rounds (range in brackets); *cpu* = CPU time of the calling thread, the better estimate of "

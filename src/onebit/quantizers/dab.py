@@ -43,12 +43,15 @@ class DABFit(NamedTuple):
     l1_lo: torch.Tensor | None = None
 
 
-def _sort_rows(w2: torch.Tensor) -> torch.Tensor:
-    """Ascending sort of each row. On CPU float32/float64 NumPy's SIMD sort is used: it is an order
-    of magnitude faster than torch.sort on CPU (see docs/results/dab_overhead.md)."""
+def _sort_and_prefix(w2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ascending sort of each row and its float64 prefix sums. On CPU float32/float64 NumPy is used:
+    its SIMD sort is an order of magnitude faster than torch.sort on CPU, and its float64 cumsum a
+    few times faster than torch's (see docs/results/dab_overhead.md)."""
     if w2.device.type == "cpu" and w2.dtype in (torch.float32, torch.float64):
-        return torch.from_numpy(np.sort(w2.contiguous().numpy(), axis=1))
-    return torch.sort(w2, dim=1).values
+        s = np.sort(w2.contiguous().numpy(), axis=1)
+        return torch.from_numpy(s), torch.from_numpy(np.cumsum(s, axis=1, dtype=np.float64))
+    s = torch.sort(w2, dim=1).values
+    return s, s.cumsum(1, dtype=torch.float64)
 
 
 @torch.no_grad()
@@ -60,11 +63,10 @@ def dab_fit(w2: torch.Tensor, layer_name: str | None = None, who: str = "dab") -
     if w2.dim() != 2 or w2.shape[1] == 0:
         raise ValueError(f"{who}: expected a non-empty 2-D (rows, n) tensor, got shape {tuple(w2.shape)}")
     r, n = w2.shape
-    s = _sort_rows(w2.detach())
+    s, p = _sort_and_prefix(w2.detach())
     # NaN sorts last and ±inf sort to the ends, so the row extremes tell whether a row is finite
     if not bool(torch.isfinite(s[:, 0]).all() and torch.isfinite(s[:, -1]).all()):
         check_finite(w2, who, layer_name)
-    p = s.cumsum(1, dtype=torch.float64)
     total = p[:, -1]
     if n > 1:
         # score_i − T²/n = c_i·(mean_hi − mean_lo)², c_i = i(n−i)/n; mean_hi − mean_lo = T/(n−i) − P_i·n/(i(n−i))
