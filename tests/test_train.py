@@ -155,6 +155,7 @@ def test_partseg_run_on_synthetic_parts(tmp_path):
     cfg["data"] = {"name": "synthetic_parts", "options": {"num_per_class": 3, "num_points": 64,
                                                           "test_per_class": 1}}
     cfg["batch_size"] = 8
+    cfg["amp"] = True  # bf16 autocast path
     res = run(cfg, tmp_path, progress=False)
     assert {"instance_miou", "class_miou", "oa"} <= set(res.final)
     assert 0 <= res.final["instance_miou"] <= 100
