@@ -29,7 +29,9 @@ using namespace onebit;
 
 namespace {
 
-enum OpType : int { OP_FLINEAR = 0, OP_BLINEAR = 1, OP_BMM = 2, OP_QUANT = 3 };
+enum OpType : int {
+    OP_FLINEAR = 0, OP_BLINEAR = 1, OP_BMM = 2, OP_QUANT = 3, OP_IM2COL = 4, OP_BITPOOL = 5, OP_ADD = 6, OP_GAP = 7
+};
 enum OutMode : int { OUT_F32 = 0, OUT_BITS = 1, OUT_OR = 2, OUT_MAX = 3, OUT_AVG = 4 };
 
 struct BufSpec {
@@ -37,7 +39,11 @@ struct BufSpec {
     bool pooled = false;   // one row (else one row per point)
     int cols = 0;          // channels
     int ld = 0;            // row stride in elements (floats or 64-bit words)
+    int rows = 0;          // fixed row count (a spatial H*W map, NHWC rows); 0: per point / pooled
 };
+
+// rows of a buffer for an input of N rows (points, or pixels of the input image)
+inline int nrows(const BufSpec& b, int N) { return b.rows > 0 ? b.rows : (b.pooled ? 1 : N); }
 
 template <class T>
 using avec = std::vector<T>;
@@ -46,6 +52,11 @@ struct Op {
     std::string name;
     int type = 0, in0 = -1, in1 = -1, out = -1;
     int K = 0, N = 0, W = 0, panels = 0;
+    int Kv = 0;                    // valid input bits (conv rows: taps x channels, without the word padding)
+    // im2col / bit max pool geometry (NHWC maps, rows = pixels)
+    int H = 0, Wd = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, Ho = 0, Wo = 0;
+    float padf = 0.f;              // im2col of a float map: the pad value
+    avec<uint64_t> padw, inv;      // im2col of bits: one padded pixel; bit pool: AND-channels (inverted)
     bool and_mode = false, int_thr = false;
     int out_mode = OUT_F32;
     float lo = -INFINITY, hi = INFINITY, offset = 0.f;
@@ -121,6 +132,8 @@ class Engine {
             b.cols = d["cols"].cast<int>();
             if (b.cols < 1 || b.cols > (1 << 24)) throw std::invalid_argument("buffer with a bad channel count");
             b.ld = b.bits ? (b.cols + 63) / 64 : b.cols;
+            b.rows = d.contains("rows") ? d["rows"].cast<int>() : 0;
+            if (b.rows < 0 || b.rows > (1 << 26)) throw std::invalid_argument("buffer with a bad row count");
             bufs_.push_back(b);
         }
         if (bufs_.empty() || bufs_[0].bits || bufs_[0].pooled)
@@ -141,9 +154,12 @@ class Engine {
             throw std::invalid_argument("input has " + std::to_string(x.shape(2)) + " channels, the model expects " +
                                         std::to_string(bufs_[0].cols));
         if (N < 1) throw std::invalid_argument("input needs at least one point");
+        if (bufs_[0].rows > 0 && N != bufs_[0].rows)
+            throw std::invalid_argument("input has " + std::to_string(N) + " rows (pixels), the model expects " +
+                                        std::to_string(bufs_[0].rows));
         if (threads < 1) threads = 1;
         const BufSpec& ob = bufs_[output_];
-        const int out_rows = ob.pooled ? 1 : N;
+        const int out_rows = nrows(ob, N);
         py::array_t<float> result({B, out_rows, ob.cols});
         const float* xin = x.data();
         float* res = result.mutable_data();
@@ -216,8 +232,31 @@ class Engine {
         if (op.out_mode < 0 || op.out_mode > OUT_AVG) throw std::invalid_argument("op '" + op.name + "': bad out_mode");
         const bool want_bits = op.out_mode == OUT_BITS || op.out_mode == OUT_OR;
         if (op.type == OP_QUANT) {
-            if (bi.bits || !bo.bits || bi.cols != bo.cols || bi.pooled != bo.pooled)
+            if (bi.bits || !bo.bits || bi.cols != bo.cols || bi.pooled != bo.pooled || bi.rows != bo.rows)
                 throw std::invalid_argument("op '" + op.name + "': quant needs float in, bits out, same shape");
+            if (d.contains("mul")) {  // per-channel affine before the sign (a folded BatchNorm): [mul·x + add >= 0]
+                op.mul = to_vec<float>(d, "mul", bi.cols, op.name);
+                op.add = to_vec<float>(d, "add", bi.cols, op.name);
+            }
+            return op;
+        }
+        if (op.type == OP_ADD) {  // out = clamp(in0 + in1, lo, hi): a residual shortcut
+            chk(op.in1);
+            const BufSpec& b1 = bufs_[op.in1];
+            if (bi.bits || b1.bits || bo.bits || bi.cols != b1.cols || bi.cols != bo.cols || bi.rows != b1.rows ||
+                bi.rows != bo.rows || bi.pooled != b1.pooled || bi.pooled != bo.pooled)
+                throw std::invalid_argument("op '" + op.name + "': add needs two float values of the same shape");
+            op.lo = d.contains("lo") ? d["lo"].cast<float>() : -INFINITY;
+            op.hi = d.contains("hi") ? d["hi"].cast<float>() : INFINITY;
+            return op;
+        }
+        if (op.type == OP_GAP) {  // global average pool of a float map
+            if (bi.bits || bo.bits || bi.pooled || !bo.pooled || bi.cols != bo.cols || bo.rows)
+                throw std::invalid_argument("op '" + op.name + "': global average pool maps a float map to a pooled row");
+            return op;
+        }
+        if (op.type == OP_IM2COL || op.type == OP_BITPOOL) {
+            make_spatial(op, d, bi, bo);
             return op;
         }
         if (op.type == OP_BMM) {
@@ -237,6 +276,9 @@ class Engine {
         if (bo.bits != want_bits) throw std::invalid_argument("op '" + op.name + "': output kind mismatch");
         if (bo.pooled != (is_pooled_mode(op.out_mode) || bi.pooled))
             throw std::invalid_argument("op '" + op.name + "': pooled flag mismatch");
+        if (!bo.pooled && bo.rows != bi.rows) throw std::invalid_argument("op '" + op.name + "': row count mismatch");
+        op.Kv = d.contains("Kv") ? d["Kv"].cast<int>() : op.K;
+        if (op.Kv < 1 || op.Kv > op.K) throw std::invalid_argument("op '" + op.name + "': bad valid bit count Kv");
         op.panels = (op.N + NP - 1) / NP;
         const size_t NPAD = static_cast<size_t>(op.panels) * NP;
         auto pad = [&](avec<float> v, float fill) {
@@ -288,10 +330,51 @@ class Engine {
             for (int n = 0; n < op.N; ++n) {
                 int pc = 0;
                 for (int k = 0; k < op.W; ++k) pc += __builtin_popcountll(w[static_cast<size_t>(n) * op.W + k]);
-                op.ecnt[n] = op.K - 2 * pc;
+                op.ecnt[n] = op.Kv - 2 * pc;
             }
         }
         return op;
+    }
+
+    void make_spatial(Op& op, const py::dict& d, const BufSpec& bi, const BufSpec& bo) const {
+        const std::string& nm = op.name;
+        op.H = get_int(d, "H", nm);
+        op.Wd = get_int(d, "W", nm);
+        op.kh = get_int(d, "kh", nm);
+        op.kw = get_int(d, "kw", nm);
+        op.sh = get_int(d, "sh", nm);
+        op.sw = get_int(d, "sw", nm);
+        op.ph = d.contains("ph") ? d["ph"].cast<int>() : 0;
+        op.pw = d.contains("pw") ? d["pw"].cast<int>() : 0;
+        if (op.H < 1 || op.Wd < 1 || op.kh < 1 || op.kw < 1 || op.sh < 1 || op.sw < 1 || op.ph < 0 || op.pw < 0 ||
+            op.ph >= op.kh || op.pw >= op.kw || op.H + 2 * op.ph < op.kh || op.Wd + 2 * op.pw < op.kw)
+            throw std::invalid_argument("op '" + nm + "': bad window geometry");
+        op.Ho = (op.H + 2 * op.ph - op.kh) / op.sh + 1;
+        op.Wo = (op.Wd + 2 * op.pw - op.kw) / op.sw + 1;
+        if (bi.rows != op.H * op.Wd || bo.rows != op.Ho * op.Wo || bi.pooled || bo.pooled)
+            throw std::invalid_argument("op '" + nm + "': map sizes do not match its buffers");
+        if (op.type == OP_BITPOOL) {
+            if (bi.bits != bo.bits || bi.cols != bo.cols || (bi.bits && (op.ph || op.pw)))
+                throw std::invalid_argument("op '" + nm + "': max pool needs the same kind and channels (bits: no padding)");
+            if (!bi.bits) return;  // float max pool (padding = -inf)
+            op.inv = to_vec<uint64_t>(d, "inv", static_cast<size_t>(bi.ld), nm);
+            if (bi.cols % 64 && (op.inv[bi.ld - 1] >> (bi.cols % 64)))
+                throw std::invalid_argument("op '" + nm + "': inv padding bits are not zero");
+            return;
+        }
+        const size_t taps = static_cast<size_t>(op.kh) * op.kw;
+        if (bi.bits != bo.bits || static_cast<size_t>(bo.ld) != taps * bi.ld ||
+            static_cast<size_t>(bo.cols) != taps * (bi.bits ? 64 * static_cast<size_t>(bi.ld) : bi.cols))
+            throw std::invalid_argument("op '" + nm + "': im2col output has the wrong width");
+        const float pv = d.contains("pad") ? d["pad"].cast<float>() : 0.f;
+        if (bi.bits) {
+            if (pv != 1.f && pv != -1.f) throw std::invalid_argument("op '" + nm + "': bit pad value must be +1 or -1");
+            op.padw.assign(bi.ld, 0);
+            if (pv > 0)
+                for (int c = 0; c < bi.cols; ++c) op.padw[c >> 6] |= 1ULL << (c & 63);
+        } else {
+            op.padf = pv;
+        }
     }
 
     // ---------------------------------------------------------------- per-cloud forward
@@ -303,7 +386,7 @@ class Engine {
         ptr[0] = const_cast<float*>(x);
         for (size_t i = 1; i < bufs_.size(); ++i) {
             const BufSpec& b = bufs_[i];
-            const size_t rows = b.pooled ? 1 : N;
+            const size_t rows = nrows(b, N);
             const size_t n64 = b.bits ? rows * b.ld : (rows * b.ld + 1) / 2;
             mem[i].assign(n64 + 8, 0);
             ptr[i] = mem[i].data();
@@ -313,7 +396,7 @@ class Engine {
             const Op& op = ops_[i];
             const double t0 = profile ? thread_ns() : 0.0;
             const BufSpec& bi = bufs_[op.in0];
-            const int M = bi.pooled ? 1 : N;
+            const int M = nrows(bi, N);
             avec<int32_t> rawv;  // debug only: no Python objects here (the GIL may be released)
             int32_t* rawp = nullptr;
             const int rawc = op.N * (op.and_mode ? 2 : 1);
@@ -322,14 +405,37 @@ class Engine {
                 rawp = rawv.data();
             }
             switch (op.type) {
-                case OP_QUANT: run_quant(bi, M, static_cast<const float*>(ptr[op.in0]),
+                case OP_QUANT: run_quant(op, bi, M, static_cast<const float*>(ptr[op.in0]),
                                          static_cast<uint64_t*>(ptr[op.out]), bufs_[op.out].ld); break;
+                case OP_ADD: {
+                    const float* a = static_cast<const float*>(ptr[op.in0]);
+                    const float* b = static_cast<const float*>(ptr[op.in1]);
+                    float* o = static_cast<float*>(ptr[op.out]);
+                    const size_t n = static_cast<size_t>(M) * bi.cols;
+                    for (size_t e = 0; e < n; ++e) o[e] = std::min(std::max(a[e] + b[e], op.lo), op.hi);
+                    break;
+                }
+                case OP_GAP: {
+                    const float* a = static_cast<const float*>(ptr[op.in0]);
+                    float* o = static_cast<float*>(ptr[op.out]);
+                    const int C = bi.cols;
+                    std::vector<double> acc(C, 0.0);
+                    for (int r = 0; r < M; ++r)
+                        for (int c = 0; c < C; ++c) acc[c] += a[static_cast<size_t>(r) * C + c];
+                    for (int c = 0; c < C; ++c) o[c] = static_cast<float>(acc[c] / M);
+                    break;
+                }
                 case OP_BMM: {
                     const int k = bi.cols;
                     fgemm(isa_, static_cast<const float*>(ptr[op.in0]), M, k, static_cast<const float*>(ptr[op.in1]),
                           k, static_cast<float*>(ptr[op.out]));
                     break;
                 }
+                case OP_IM2COL: run_im2col(op, bi, bufs_[op.out], ptr[op.in0], ptr[op.out]); break;
+                case OP_BITPOOL:
+                    if (bi.bits) run_bitpool(op, bi, static_cast<const uint64_t*>(ptr[op.in0]), static_cast<uint64_t*>(ptr[op.out]));
+                    else run_fpool(op, bi, static_cast<const float*>(ptr[op.in0]), static_cast<float*>(ptr[op.out]));
+                    break;
                 case OP_FLINEAR: run_flinear(op, M, static_cast<const float*>(ptr[op.in0]), ptr[op.out], s); break;
                 default:
                     run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
@@ -339,7 +445,7 @@ class Engine {
                 (*prof)[i] += thread_ns() - t0;
             if (dbg) {
                 const BufSpec& bo = bufs_[op.out];
-                const int rows = bo.pooled ? 1 : N;
+                const int rows = nrows(bo, N);
                 py::dict e;
                 if (bo.bits) {
                     py::array_t<uint64_t> a({rows, bo.ld});
@@ -359,11 +465,93 @@ class Engine {
             }
         }
         const BufSpec& ob = bufs_[output_];
-        std::memcpy(out, ptr[output_], sizeof(float) * (ob.pooled ? 1 : N) * ob.cols);
+        std::memcpy(out, ptr[output_], sizeof(float) * nrows(ob, N) * ob.cols);
     }
 
-    void run_quant(const BufSpec& bi, int M, const float* x, uint64_t* out, int ldo) const {
+    // im2col of an NHWC map (rows = pixels): out row (oy, ox) = the kh x kw taps, each tap one input
+    // pixel row (bits: its ld words, channel padding bits 0; float: C values); outside pixels = the pad.
+    void run_im2col(const Op& op, const BufSpec& bi, const BufSpec& bo, const void* in, void* out) const {
+        const int ldi = bi.ld, ldo = bo.ld;
+        for (int oy = 0; oy < op.Ho; ++oy)
+            for (int ox = 0; ox < op.Wo; ++ox) {
+                const size_t row = static_cast<size_t>(oy) * op.Wo + ox;
+                for (int dy = 0; dy < op.kh; ++dy) {
+                    const int iy = oy * op.sh - op.ph + dy, ix0 = ox * op.sw - op.pw;
+                    if (iy >= 0 && iy < op.H && ix0 >= 0 && ix0 + op.kw <= op.Wd) {
+                        // the kw taps of this kernel row are kw consecutive input pixels: one contiguous copy
+                        const size_t src = (static_cast<size_t>(iy) * op.Wd + ix0) * ldi, n = static_cast<size_t>(op.kw) * ldi;
+                        const size_t dst = row * ldo + static_cast<size_t>(dy) * op.kw * ldi;
+                        if (bi.bits) std::memcpy(static_cast<uint64_t*>(out) + dst, static_cast<const uint64_t*>(in) + src, 8 * n);
+                        else std::memcpy(static_cast<float*>(out) + dst, static_cast<const float*>(in) + src, 4 * n);
+                        continue;
+                    }
+                    for (int dx = 0; dx < op.kw; ++dx) {
+                        const int ix = ix0 + dx;
+                        const bool inside = iy >= 0 && iy < op.H && ix >= 0 && ix < op.Wd;
+                        const size_t tap = static_cast<size_t>(dy) * op.kw + dx;
+                        const size_t src = inside ? (static_cast<size_t>(iy) * op.Wd + ix) * ldi : 0;
+                        // rows are short (a few words / channels): plain loops beat memcpy calls
+                        if (bi.bits) {
+                            uint64_t* o = static_cast<uint64_t*>(out) + row * ldo + tap * ldi;
+                            const uint64_t* s = inside ? static_cast<const uint64_t*>(in) + src : op.padw.data();
+                            for (int c = 0; c < ldi; ++c) o[c] = s[c];
+                        } else {
+                            float* o = static_cast<float*>(out) + row * ldo + tap * ldi;
+                            const float* s = static_cast<const float*>(in) + src;
+                            for (int c = 0; c < ldi; ++c) o[c] = inside ? s[c] : op.padf;
+                        }
+                    }
+                }
+            }
+    }
+
+    // max pool of a float map (real-valued activations: WBin / float convs)
+    void run_fpool(const Op& op, const BufSpec& bi, const float* in, float* out) const {
         const int C = bi.cols;
+        for (int oy = 0; oy < op.Ho; ++oy)
+            for (int ox = 0; ox < op.Wo; ++ox) {
+                float* o = out + (static_cast<size_t>(oy) * op.Wo + ox) * C;
+                for (int c = 0; c < C; ++c) o[c] = -INFINITY;
+                for (int dy = 0; dy < op.kh; ++dy)
+                    for (int dx = 0; dx < op.kw; ++dx) {
+                        const int iy = oy * op.sh - op.ph + dy, ix = ox * op.sw - op.pw + dx;
+                        if (iy < 0 || iy >= op.H || ix < 0 || ix >= op.Wd) continue;
+                        const float* s = in + (static_cast<size_t>(iy) * op.Wd + ix) * C;
+                        for (int c = 0; c < C; ++c) o[c] = std::max(o[c], s[c]);
+                    }
+            }
+    }
+
+    // max pool of sign bits: sign(max v) = OR of the bits; channels marked in inv (a negative slope between
+    // the pool and the sign) pool with AND = NOT OR NOT.
+    void run_bitpool(const Op& op, const BufSpec& bi, const uint64_t* in, uint64_t* out) const {
+        const int ld = bi.ld;
+        for (int oy = 0; oy < op.Ho; ++oy)
+            for (int ox = 0; ox < op.Wo; ++ox) {
+                uint64_t* o = out + (static_cast<size_t>(oy) * op.Wo + ox) * ld;
+                for (int w = 0; w < ld; ++w) {
+                    const uint64_t m = op.inv[w];
+                    uint64_t acc = 0;
+                    for (int dy = 0; dy < op.kh; ++dy)
+                        for (int dx = 0; dx < op.kw; ++dx)
+                            acc |= in[(static_cast<size_t>(oy * op.sh + dy) * op.Wd + ox * op.sw + dx) * ld + w] ^ m;
+                    o[w] = acc ^ m;
+                }
+            }
+    }
+
+    void run_quant(const Op& op, const BufSpec& bi, int M, const float* x, uint64_t* out, int ldo) const {
+        const int C = bi.cols;
+        if (!op.mul.empty()) {
+            for (int r = 0; r < M; ++r) {
+                uint64_t* o = out + static_cast<size_t>(r) * ldo;
+                const float* xr = x + static_cast<size_t>(r) * C;
+                for (int w = 0; w < ldo; ++w) o[w] = 0;
+                for (int c = 0; c < C; ++c)
+                    if (op.mul[c] * xr[c] + op.add[c] >= 0.f) o[c >> 6] |= 1ULL << (c & 63);
+            }
+            return;
+        }
         for (int r = 0; r < M; ++r) {
             uint64_t* o = out + static_cast<size_t>(r) * ldo;
             for (int w = 0; w < ldo; ++w) o[w] = 0;
@@ -404,8 +592,9 @@ class Engine {
     }
 
     void run_flinear(const Op& op, int M, const float* x, void* outp, Scratch& s) const {
-        if (op.out_mode == OUT_BITS || op.out_mode == OUT_OR) {
-            // float layer thresholded and packed directly (the first layer of a point model)
+        if ((op.out_mode == OUT_BITS || op.out_mode == OUT_OR) && op.K <= 8) {
+            // float layer thresholded and packed directly (the first layer of a point model: a short
+            // dependent FMA chain per channel group); wider K (a conv's im2col rows) takes the blocked GEMM
             const int words = (op.N + 63) / 64;
             if (op.out_mode == OUT_OR) std::memset(outp, 0, sizeof(uint64_t) * words);
             fbits(isa_, x, M, op.K, op.ws.data(), op.add.data(), op.N, op.lo, op.hi, op.offset,
@@ -488,8 +677,10 @@ class Engine {
                         else out32[static_cast<size_t>(r) * ldo32 + p] = m;
                         if (raw)
                             for (int j = 0; j < cmax; ++j) {
-                                const int32_t dot = op.K - 2 * static_cast<int32_t>(pci[j]);
-                                raw[static_cast<size_t>(r) * op.N + p * NP + j] = op.neg[p * NP + j] ? -dot : dot;
+                                // complemented (flipped) channels count pc' = K − pc over all K stored bits
+                                const int32_t pc = op.neg[p * NP + j] ? op.K - static_cast<int32_t>(pci[j])
+                                                                     : static_cast<int32_t>(pci[j]);
+                                raw[static_cast<size_t>(r) * op.N + p * NP + j] = op.Kv - 2 * pc;
                             }
                         continue;
                     }
@@ -500,14 +691,14 @@ class Engine {
                             // exact integers first: signs·x and Σx, then one float affine (no cancellation)
                             const int32_t px = s.rowpc[i];
                             const int32_t dot = 4 * static_cast<int32_t>(pci[j]) - 2 * px + op.ecnt[c];
-                            const int32_t sum = 2 * px - op.K;
+                            const int32_t sum = 2 * px - op.Kv;
                             v = op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum) + op.add[c];
                             if (raw) {
                                 raw[static_cast<size_t>(r) * 2 * op.N + c] = static_cast<int32_t>(pci[j]);
                                 raw[static_cast<size_t>(r) * 2 * op.N + op.N + c] = s.rowpc[i];
                             }
                         } else {
-                            const int32_t dot = op.K - 2 * static_cast<int32_t>(pci[j]);
+                            const int32_t dot = op.Kv - 2 * static_cast<int32_t>(pci[j]);
                             v = op.mul[c] * static_cast<float>(dot) + op.add[c];
                             if (raw) raw[static_cast<size_t>(r) * op.N + c] = dot;
                         }

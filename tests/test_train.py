@@ -55,6 +55,10 @@ def test_short_run_writes_everything_and_eval_matches(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "last.ckpt"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["oa"] == pytest.approx(res.final["oa"]) and out["macc"] == pytest.approx(res.final["macc"])
+    assert main(["eval", str(tmp_path / "last.ckpt"), "--split", "train", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "train"
+    assert main(["eval", str(tmp_path / "last.ckpt"), "--data", "no_such_set_or_path"]) == 2
+    assert "neither a registered dataset" in capsys.readouterr().err
     model, _ = load_model(tmp_path / "best.ckpt")
     assert not model.training
 
@@ -186,3 +190,19 @@ def test_multicrop_eval_averages_log_probabilities():
     want = 100 * float((logp.argmax(-1) == ds.y).float().mean())
     assert got["oa"] == pytest.approx(want)
     assert got["loss"] == pytest.approx(float(torch.nn.functional.nll_loss(logp, ds.y)), rel=1e-5)
+
+
+def test_dab_preprocess_centres_and_clamps_latent_weights(tmp_path):
+    cfg = _cfg(epochs=1, binarize={"preset": "bipointnet", "weight": "dab", "dab_preprocess": True})
+    run(cfg, tmp_path, progress=False)
+    model, _ = load_model(tmp_path / "last.ckpt")
+    dab = [m for m in model.modules() if getattr(getattr(m, "kernel_quantizer", None), "name", "") == "dab"]
+    assert dab
+    for m in dab:
+        w = m.weight.detach().reshape(m.weight.shape[0], -1)
+        assert float(w.abs().max()) <= 1.0 + 1e-6
+        # centred after the last optimizer step (filters untouched by the clamp have mean 0 to rounding;
+        # a random init has per-filter means ~1e-2, and Adam steps move them by ~1e-4)
+        free = (w.abs() < 1.0).all(1)
+        assert bool(free.any())
+        assert float(w[free].mean(1).abs().max()) < 1e-5

@@ -1,4 +1,8 @@
-"""``onebit bench [CHECKPOINT | --model NAME] --threads T --batch B --points N [--json FILE]``."""
+"""``onebit bench [CHECKPOINT | --model NAME] --threads T --batch B --points N [--json FILE]``.
+
+``--model sketch_a_net`` / ``--model resnet18`` benchmark the image models on sketch-like images
+(``--input-size``, ``--width``; default preset dab-fbin with the plain sign input) against the
+binarized model and its FP32 twin in eager PyTorch."""
 
 from __future__ import annotations
 
@@ -16,7 +20,13 @@ def register(subparsers) -> None:
                     "median and range are reported. --profile adds the engine's per-op native timers.")
     p.add_argument("checkpoint", nargs="?", default=None, help="a .ckpt file (default: --model)")
     p.add_argument("--model", default="pointnet_deploy", help="model name when no checkpoint is given")
-    p.add_argument("--binarize", default="bipointnet", help="preset for --model (default bipointnet)")
+    p.add_argument("--binarize", default=None,
+                   help="preset for --model (default: bipointnet; sketch_a_net: dab-fbin with input=ste_sign)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="sketch_a_net / resnet18: input size (default 225 / 224)")
+    p.add_argument("--width", type=float, default=1.0, help="sketch_a_net / resnet18: channel width multiplier")
+    p.add_argument("--preact", action="store_true", default=None,
+                   help="sketch_a_net / resnet18: force the FBin block order BN -> conv (default: the preset's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--points", type=int, default=1024)
@@ -28,6 +38,23 @@ def register(subparsers) -> None:
     p.add_argument("--profile", action="store_true", help="print the engine's per-op time")
     p.add_argument("--json", default=None, metavar="FILE", help="write the rows as a JSON list")
     p.set_defaults(func=run)
+
+
+def _bench_model(args, calibrated_model):
+    if args.model in ("sketch_a_net", "resnet18"):
+        from onebit.convert import resolve_spec
+
+        spec = args.binarize or resolve_spec("dab-fbin", input="ste_sign")
+        opts = {"preact": True} if args.preact else {}
+        if args.model == "sketch_a_net":
+            opts["input_size"] = args.input_size or 225
+            return calibrated_model("sketch_a_net", spec, num_classes=250, width=args.width, **opts)
+        from onebit.models import create
+
+        model = create("resnet18", 250, binarize=spec, width=args.width, **opts)
+        model.input_size = args.input_size or 224  # read by the exporter and the benchmark's inputs
+        return calibrated_model(model, spec)
+    return calibrated_model(args.model, args.binarize or "bipointnet")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
             model, _ = load_model(args.checkpoint)
         else:
-            model = calibrated_model(args.model, args.binarize)
+            model = _bench_model(args, calibrated_model)
         runners = tuple(r.strip() for r in args.runners.split(",") if r.strip())
         rows = bench_model(model, threads=args.threads, batch=args.batch, points=args.points, rounds=args.rounds,
                            min_block_s=args.min_block, runners=runners, isa=args.isa)
@@ -79,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             export(model, Path(tmp) / "m.onebit")
             m = load(Path(tmp) / "m.onebit", isa=args.isa)
-            x = np.random.default_rng(0).normal(size=(args.batch, args.points, m.input_channels)).astype(np.float32)
+            if m.input_hw is not None:
+                x = np.random.default_rng(0).random((args.batch, m.input_channels, *m.input_hw)).astype(np.float32)
+            else:
+                x = np.random.default_rng(0).normal(size=(args.batch, args.points, m.input_channels)).astype(np.float32)
             prof = m.profile(x, threads=args.threads, repeats=50)
         total = sum(us for _, us in prof) or 1.0
         print(f"\nengine per-op time (native timers, {m.isa}, µs per cloud):")

@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--points", type=int, default=None,
                    help="fix the points per cloud: EMA-max offsets fold into integer thresholds (smaller file; "
                         "the model then accepts only that point count)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="image models: the input side the engine will take (resnet18: default 224; "
+                        "sketch_a_net: the size it was built for)")
     p.add_argument("--json", action="store_true", help="print the export summary as JSON")
     p.set_defaults(func=run)
 
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model, _ = load_model(args.checkpoint)
-        info = export(model, args.output, points=args.points)
+        info = export(model, args.output, points=args.points, input_size=args.input_size)
     except (CheckpointError, ExportError, OSError) as e:
         print(f"onebit export: {e}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""``onebit infer model.onebit INPUT.(h5|npy) [--json]``: run an exported model (no torch)."""
+"""``onebit infer model.onebit INPUT.(h5|npy|png) [--json]``: run an exported model (no torch)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import sys
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "infer", help="run a .onebit model on point clouds with the native engine (no torch)",
-        description="Run an exported model on an .npy array ((N, C) or (B, N, C)) or an HDF5 file with a "
-                    "'points' or 'data' dataset (B, N, C); with a 'label' dataset the accuracy is "
-                    "reported too.")
+        "infer", help="run a .onebit model on point clouds or sketches with the native engine (no torch)",
+        description="Run an exported model on an .npy array ((N, C) or (B, N, C); sketch models: (B, H, W) or "
+                    "(B, C, H, W) images) or an HDF5 file with a 'points', 'data' or 'images' dataset; with a "
+                    "'label' dataset the accuracy is reported too. Sketch models also take image files "
+                    "(.png, .jpg, ...): converted to grayscale with the ink as foreground (1 = ink, inverted "
+                    "when the border is light, as in training) and resized to the model's input size.")
     p.add_argument("model", help="a .onebit file written by `onebit export`")
-    p.add_argument("input", help="input points: .npy or .h5")
+    p.add_argument("input", help="input: .npy or .h5 (points or images), or an image file for sketch models")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--isa", choices=("avx512", "avx2", "scalar"), default=None,
                    help="force a kernel path (default: $ONEBIT_ISA or the best this CPU has)")
@@ -24,13 +26,45 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _read_input(path: str, limit):
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def _read_image(path: str, model):
+    """One sketch image → (1, C, H, W) float32 in [0, 1], ink = 1, at the model's input size (no torch)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if model.input_hw is None:
+        raise ValueError(f"{path}: image input needs a sketch model; {model.path.name} takes point clouds")
+    h, w = model.input_hw
+    try:
+        img = Image.open(path)
+        img.load()
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: cannot read the image: {e}") from None
+    if img.mode in ("RGBA", "LA", "P"):  # transparent background: composite on white, as a viewer shows it
+        img = img.convert("RGBA")
+        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, img)
+    a = np.asarray(img.convert("L"), np.float32) / 255.0
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    if float(np.median(border)) > 0.5:  # dark ink on a light background (Sketchy / TU-Berlin PNGs)
+        a = 1.0 - a
+    small = Image.fromarray(np.round(a * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+    x = np.asarray(small, np.float32) / 255.0
+    c = model.input_channels
+    return np.repeat(x[None, None], c, axis=1), None
+
+
+def _read_input(path: str, limit, model=None):
     from pathlib import Path
 
     import numpy as np
 
     suffix = Path(path).suffix.lower()
     labels = None
+    if suffix in IMAGE_SUFFIXES:
+        return _read_image(path, model)
     if suffix == ".npy":
         try:
             x = np.load(path, allow_pickle=False)
@@ -41,20 +75,20 @@ def _read_input(path: str, limit):
 
         try:
             with h5py.File(path, "r") as f:
-                key = "points" if "points" in f else "data" if "data" in f else None
+                key = next((k for k in ("points", "data", "images") if k in f), None)
                 if key is None:
-                    raise ValueError(f"{path}: no 'points' or 'data' dataset (found {sorted(f)})")
+                    raise ValueError(f"{path}: no 'points', 'data' or 'images' dataset (found {sorted(f)})")
                 n = f[key].shape[0] if limit is None else min(limit, f[key].shape[0])
                 x = f[key][:n]
+                if key == "images" and x.dtype == np.uint8:
+                    x = x.astype(np.float32) / 255.0
                 if "label" in f:
                     labels = np.asarray(f["label"][:n]).reshape(-1)
         except OSError as e:
             raise ValueError(f"{path}: cannot read HDF5: {e}") from None
-    elif suffix == ".png":
-        raise ValueError(f"{path}: image input is for sketch models; this engine version exports point models only")
     else:
         raise ValueError(f"{path}: unsupported input type {suffix!r} (expected .npy or .h5)")
-    if x.ndim == 2:
+    if x.ndim == 2 and getattr(model, "input_hw", None) is None:
         x = x[None]
     if limit is not None:
         x = x[:limit]
@@ -68,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model = load(args.model, isa=args.isa)
-        x, labels = _read_input(args.input, args.limit)
+        x, labels = _read_input(args.input, args.limit, model)
         outs = [model.run(x[i:i + args.batch_size], threads=args.threads)
                 for i in range(0, len(x), max(1, args.batch_size))]
         logits = np.concatenate(outs) if outs else np.zeros((0, model.output_channels), np.float32)

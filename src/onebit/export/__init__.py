@@ -12,6 +12,10 @@ the thresholded bits over the points (sign(max z) = OR sign(z)); EMA-max's −δ
 rule and folded into τ by the runtime for the actual point count n. DAB weights
 (W̃ = β + (α−β)·e) with binary inputs run as AND-popcount + one popcount per input row.
 
+Image models (``sketch_a_net``, ``resnet18``) lower in :mod:`onebit.export.conv`: binary convs run
+on packed NHWC bits (im2col into 64-bit-aligned taps + the same popcount GEMMs), max pools of bits
+become OR/AND, ResNet's shortcuts are float adds.
+
 Refused, with a message naming the layer: XNOR-Net's dynamic input scale K (per-point mean|x|
 cannot fold into a static threshold), binary inputs with float weights, quantizers without
 ``factorize`` (ABC-Net) and input quantizers that are not sign(x).
@@ -335,20 +339,41 @@ def _check_sign_quantizer(q, name: str) -> None:
                           "sign(x) at inference; the engine cannot run it")
 
 
-def build_graph(model, points: int | None = None) -> tuple[dict, dict]:
-    """(graph, tensors) of a supported model (PointNet family, classification).
+def build_graph(model, points: int | None = None, input_size: int | None = None) -> tuple[dict, dict]:
+    """(graph, tensors) of a supported model (PointNet family, classification; sketch_a_net; resnet18).
 
     ``points``: fix the number of points per cloud, so EMA-max offsets fold into integer thresholds
     (smaller file; the runtime then refuses other point counts). None keeps them per-run.
+    ``input_size``: image models' input side (resnet18: default 224; sketch_a_net: its own).
     """
     from onebit.models.pointnet import PointNet
+    from onebit.models.resnet import ResNet
+    from onebit.models.sketch_a_net import SketchANet
 
     if points is not None and (int(points) != points or points < 1):
         raise ExportError(f"export: points must be a positive integer, got {points!r}")
     if isinstance(model, PointNet):
         return _pointnet(model, points)
+    if isinstance(model, SketchANet | ResNet) and points is not None:
+        raise ExportError(f"export: points= applies to point-cloud models, not to {type(model).__name__}")
+    if input_size is not None and (int(input_size) != input_size or input_size < 1):
+        raise ExportError(f"export: input_size must be a positive integer, got {input_size!r}")
+    if isinstance(model, SketchANet):
+        from .conv import _input_size, sketch_a_net_graph
+
+        if input_size is not None and input_size != _input_size(model):
+            raise ExportError(f"export: this sketch_a_net was built for input_size {_input_size(model)}, "
+                              f"not {input_size}")
+        return sketch_a_net_graph(model, _model_info(model))
+    if isinstance(model, ResNet):
+        from .conv import resnet_graph
+
+        return resnet_graph(model, _model_info(model), int(input_size or getattr(model, "input_size", None) or 224))
+    if input_size is not None:
+        raise ExportError("export: input_size= applies to image models (sketch_a_net, resnet18)")
     raise ExportError(f"export: model {type(model).__name__} is not supported yet (supported: PointNet family "
-                      "'pointnet', 'pointnet_vanilla', 'pointnet_deploy', classification)")
+                      "'pointnet', 'pointnet_vanilla', 'pointnet_deploy', classification; 'sketch_a_net', "
+                      "'resnet18')")
 
 
 def _pointnet(model, points=None):
@@ -399,7 +424,7 @@ def _model_info(model) -> dict:
     return info
 
 
-def export(model, path, points: int | None = None) -> dict:
+def export(model, path, points: int | None = None, input_size: int | None = None) -> dict:
     """Write ``model`` (eval mode is used) to ``path`` as a ``.onebit`` file.
 
     ``points`` fixes the point count per cloud (EMA-max offsets become integer thresholds).
@@ -410,7 +435,7 @@ def export(model, path, points: int | None = None) -> dict:
     was = model.training
     model.eval()
     try:
-        graph, tensors = build_graph(model, points)
+        graph, tensors = build_graph(model, points, input_size)
     finally:
         model.train(was)
     path = Path(path)
@@ -427,8 +452,8 @@ class _CallableModule(__import__("types").ModuleType):
     """``onebit.export`` is both this package and the function: once the package is imported, Python
     binds the attribute ``onebit.export`` to the module, so calling the module calls :func:`export`."""
 
-    def __call__(self, model, path, points: int | None = None) -> dict:
-        return export(model, path, points)
+    def __call__(self, model, path, points: int | None = None, input_size: int | None = None) -> dict:
+        return export(model, path, points, input_size)
 
 
 __import__("sys").modules[__name__].__class__ = _CallableModule

@@ -113,10 +113,34 @@ def float_twin(model):
     if not cfg:
         raise ValueError("float_twin: the model has no onebit_config (build it with onebit.models.create)")
     cfg["binarize"] = None
-    # the plain FP32 PointNet: max pooling and ReLU (BiPointNet's EMA / Hardtanh are binary-net choices)
-    cfg["options"] = {**cfg.get("options", {}), "pool": "max", "act": "relu"}
+    if not _is_sketch(model):
+        # the plain FP32 PointNet: max pooling and ReLU (BiPointNet's EMA / Hardtanh are binary-net choices)
+        cfg["options"] = {**cfg.get("options", {}), "pool": "max", "act": "relu"}
     twin = from_config(cfg)
     return twin.eval()
+
+
+def _is_sketch(model) -> bool:
+    """An image model (sketch_a_net, resnet18): images in, no point-major FP32 baselines."""
+    from onebit.models.resnet import ResNet
+    from onebit.models.sketch_a_net import SketchANet
+
+    return isinstance(model, SketchANet | ResNet)
+
+
+def _sketch_input(model, batch: int, gen):
+    """Sketch-like images (B, C, S, S) in [0, 1] (sparse bright strokes on black) at the model's input size."""
+    import torch
+
+    from onebit.export.conv import _input_size
+    from onebit.models.sketch_a_net import SketchANet
+
+    if isinstance(model, SketchANet):
+        size, cin = _input_size(model), model.conv1.conv.in_channels
+    else:  # resnet18: any size; the bench sets model.input_size (default 224)
+        size, cin = int(getattr(model, "input_size", 224)), model.conv1.in_channels
+    noise = torch.rand(batch, cin, size, size, generator=gen)
+    return (noise > 0.9).float() * noise
 
 
 def _file_size_torch(model) -> int:
@@ -144,8 +168,17 @@ def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, 
     model = model.eval()
     name = model_name or (getattr(model, "onebit_config", None) or {}).get("name", type(model).__name__)
     gen = torch.Generator().manual_seed(seed)
-    cin = getattr(model, "in_channels", 3)
-    x = torch.randn(batch, points, cin, generator=gen)
+    sketch = _is_sketch(model)
+    if sketch:  # images: the point-major FP32 baselines do not apply; the FP32 twin runs eager (NCHW)
+        x = _sketch_input(model, batch, gen)
+        points = x.shape[-1]
+        fixed_points = False
+        runners = tuple("torch-fp32" if r.startswith("torch-fp32") or r.startswith("torch-bf16") else r
+                        for r in (runners or ("torch-eager", "torch-fp32", "engine")))
+        runners = tuple(dict.fromkeys(runners))
+    else:
+        cin = getattr(model, "in_channels", 3)
+        x = torch.randn(batch, points, cin, generator=gen)
     xn = x.numpy()
     wanted = runners or ("torch-eager", "torch-fp32-pm", "torch-fp32-pm-loop", "engine")
     fns, sizes = {}, {}
@@ -157,7 +190,11 @@ def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, 
             eng = load(path, isa=isa)
             fns["engine"] = lambda: eng.run(xn, threads)
         twin = None
-        if any(r.startswith("torch-fp32") or r.startswith("torch-bf16") for r in wanted):
+        if sketch and "torch-fp32" in wanted:
+            twin = float_twin(model)
+            sizes["torch-fp32"] = _file_size_torch(twin)
+            fns["torch-fp32"] = lambda: twin(x)
+        elif any(r.startswith("torch-fp32") or r.startswith("torch-bf16") for r in wanted):
             twin = float_twin(model)
             g, t = build_graph(twin)
             fp_size = write(Path(tmp) / "fp32.onebit", t, g)
@@ -238,7 +275,9 @@ def calibrated_model(name: str = "pointnet_deploy", binarize="bipointnet", num_c
     from onebit.models import create
 
     torch.manual_seed(seed)
-    model = create(name, num_classes, binarize=binarize, **options)
+    # ``name`` may also be an already built model (e.g. a resnet18 with its benchmark input_size set)
+    model = name if isinstance(name, torch.nn.Module) else create(name, num_classes, binarize=binarize, **options)
+    sketch = _is_sketch(model)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for bn in bns:
         bn.reset_running_stats()
@@ -247,7 +286,7 @@ def calibrated_model(name: str = "pointnet_deploy", binarize="bipointnet", num_c
     cin = getattr(model, "in_channels", 3)
     with torch.no_grad():
         for _ in range(3):
-            model(torch.randn(4, points, cin))
+            model(_sketch_input(model, 4, None) if sketch else torch.randn(4, points, cin))
         for bn in bns:
             bn.weight.copy_(torch.randn_like(bn.weight))
             bn.bias.copy_(0.3 * torch.randn_like(bn.bias))

@@ -172,6 +172,19 @@ class _BinaryMixin:
         w = self.prepared_weight()
         return self.kernel_quantizer(w) if self.kernel_quantizer is not None else w
 
+    def _weight_for_forward(self) -> tuple[torch.Tensor, bool]:
+        """(weight, scaled): the output scale s is per output channel, so s ⊙ (A·Wᵀ) = A·(s ⊙ W)ᵀ;
+        applying it to the (C_out, C_in) weight instead of the (B·N, C_out) output saves a full pass
+        over the activations. LSR's first training batch needs the unscaled output (Eq. 9), so
+        ``scaled`` is False then and ``_finish`` scales the output instead."""
+        w = self.binary_weight()
+        if self.scale == "channel":
+            shape = (-1,) + (1,) * (w.dim() - 1)
+            return w * self.channel_scale().reshape(shape).to(w.dtype), True
+        if self.lsr is not None and (self.lsr.is_initialized or not self.training):
+            return self.lsr(w), True
+        return w, self.lsr is None
+
     def channel_scale(self) -> torch.Tensor:
         """XNOR-Net's α_o = mean |W_o| over each output channel, detached (shape (C_out,))."""
         w = self.weight.detach()
@@ -209,9 +222,12 @@ class _BinaryMixin:
         shape[self._channel_dim] = -1
         return v.reshape(shape).to(out.dtype)
 
-    def _finish(self, x: torch.Tensor, out: torch.Tensor, real_fn) -> torch.Tensor:
-        """Apply the output scale (channel or LSR, initialising LSR on the first training batch) and bias."""
-        if self.scale == "channel":
+    def _finish(self, x: torch.Tensor, out: torch.Tensor, real_fn, scaled: bool = False) -> torch.Tensor:
+        """Apply the output scale unless the weight carried it (channel, or LSR, initialising LSR on
+        the first training batch), then the bias."""
+        if scaled:
+            pass
+        elif self.scale == "channel":
             out = out * self._per_channel(self.channel_scale(), out)
         elif self.lsr is not None:
             if self.training and not self.lsr.is_initialized:
@@ -291,10 +307,11 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self._who()}: expected input (..., {self.in_features}), got {tuple(x.shape)}")
         xb = self.input_quantizer(x) if self.input_quantizer is not None else x
-        out = F.linear(xb, self.binary_weight())
+        w, scaled = self._weight_for_forward()
+        out = F.linear(xb, w)
         if self.xnor_input:
             out = out * self.input_quantizer.input_scale(x, kind="linear").to(out.dtype)
-        return self._finish(x, out, lambda a, w: F.linear(a, w))
+        return self._finish(x, out, lambda a, w: F.linear(a, w), scaled)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ", " + self._binary_extra_repr()
@@ -345,7 +362,7 @@ class _BinaryConvNd(_BinaryMixin):
                 f"{self._who()}: expected input (B, {self.in_channels}, {', '.join('*' * self._nd)}), "
                 f"got {tuple(x.shape)}"
             )
-        w = self.binary_weight()
+        w, scaled = self._weight_for_forward()
         if self.input_quantizer is None:
             out = self._conv_forward(x, w, None)  # weights-only: real input, ordinary zero padding
         else:
@@ -354,7 +371,7 @@ class _BinaryConvNd(_BinaryMixin):
             out = self._conv(xb, w)
             if self.xnor_input:
                 out = out * self.xnor_map(x).to(out.dtype)
-        return self._finish(x, out, self._real_conv)
+        return self._finish(x, out, self._real_conv, scaled)
 
     def xnor_map(self, x: torch.Tensor) -> torch.Tensor:
         """XNOR-Net's K for input ``x`` with this conv's geometry, (B, 1, *out_spatial).

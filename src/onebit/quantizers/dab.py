@@ -18,6 +18,8 @@ constant, all zero) has ONE level: K = n, α = β = mean(w) (0 for an all-zero f
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -41,15 +43,42 @@ class DABFit(NamedTuple):
     k: torch.Tensor
     l1_hi: torch.Tensor | None = None
     l1_lo: torch.Tensor | None = None
+    absmax: torch.Tensor | None = None
+
+
+_PARALLEL_MIN = 1 << 17  # rows are split over torch.get_num_threads() threads above this many values
+_POOLS: dict = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A per-process thread pool (keyed by pid, so a forked child never reuses its parent's)."""
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="onebit-dab")
+    return _POOLS[key]
 
 
 def _sort_and_prefix(w2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Ascending sort of each row and its float64 prefix sums. On CPU float32/float64 NumPy is used:
-    its SIMD sort is an order of magnitude faster than torch.sort on CPU, and its float64 cumsum a
-    few times faster than torch's (see docs/results/dab_overhead.md)."""
+    its SIMD sort is an order of magnitude faster than torch.sort on CPU, and its row cumsum avoids
+    torch's multi-threaded cumsum, which was ~30x slower with 2 threads on a busy machine
+    (see docs/results/dab_overhead.md)."""
     if w2.device.type == "cpu" and w2.dtype in (torch.float32, torch.float64):
-        s = np.sort(w2.contiguous().numpy(), axis=1)
-        return torch.from_numpy(s), torch.from_numpy(np.cumsum(s, axis=1, dtype=np.float64))
+        s = w2.contiguous().numpy().copy()
+        p = np.empty(s.shape, np.float64)
+
+        def work(lo: int, hi: int) -> None:  # NumPy releases the GIL in sort and cumsum
+            s[lo:hi].sort(axis=1)
+            p[lo:hi] = s[lo:hi]
+            np.cumsum(p[lo:hi], axis=1, out=p[lo:hi])
+
+        threads = min(torch.get_num_threads(), s.shape[0])
+        if threads > 1 and s.size >= _PARALLEL_MIN:
+            bounds = np.linspace(0, s.shape[0], threads + 1).astype(int)
+            list(_pool(threads).map(lambda b: work(*b), zip(bounds[:-1], bounds[1:])))
+        else:
+            work(0, s.shape[0])
+        return torch.from_numpy(s), torch.from_numpy(p)
     s = torch.sort(w2, dim=1).values
     return s, s.cumsum(1, dtype=torch.float64)
 
@@ -106,7 +135,8 @@ def dab_fit(w2: torch.Tensor, layer_name: str | None = None, who: str = "dab") -
     abs_lo = torch.where(two, lo_sum - 2 * prefix(torch.minimum(n_lo, z0)), 0.0)
     l1_hi = (abs_total - abs_lo) / k
     l1_lo = abs_lo / (n - k).clamp_min(1)
-    return DABFit(mask, alpha.to(w2.dtype), beta.to(w2.dtype), k, l1_hi, l1_lo)
+    absmax = torch.maximum(s[:, 0].abs(), s[:, -1].abs())
+    return DABFit(mask, alpha.to(w2.dtype), beta.to(w2.dtype), k, l1_hi, l1_lo, absmax)
 
 
 @torch.no_grad()
@@ -148,9 +178,9 @@ class _DABFn(torch.autograd.Function):
     """Forward: β + (α − β)·e. Backward: one of ``BACKWARDS`` (see DAB's docstring)."""
 
     @staticmethod
-    def forward(ctx, w2, mf, alpha, beta, k, l1_hi, l1_lo, backward, c_in):
+    def forward(ctx, w2, mf, alpha, beta, k, l1_hi, l1_lo, backward, c_in, all_inside):
         ctx.save_for_backward(w2, mf, alpha, beta, k, l1_hi, l1_lo)
-        ctx.backward_mode, ctx.c_in = backward, c_in
+        ctx.backward_mode, ctx.c_in, ctx.all_inside = backward, c_in, all_inside
         return _two_level(mf, alpha, beta)
 
     @staticmethod
@@ -161,9 +191,9 @@ class _DABFn(torch.autograd.Function):
         kf = k.to(g.dtype).unsqueeze(1)
         inv_lo = 1.0 / (n - kf).clamp_min(1)  # only used on lower-group entries (exist iff n − K >= 1)
         inv_hi = 1.0 / kf.clamp_min(1)
-        none = (None,) * 8
+        none = (None,) * 9
         if mode == "ste":
-            return (g * (w2.abs() <= 1).to(g.dtype),) + none
+            return (g if ctx.all_inside else g * (w2.abs() <= 1).to(g.dtype),) + none
         if mode == "jacobian":
             g_hi_sum = (g * mf).sum(1, keepdim=True)
             g_hi, g_lo = g_hi_sum * inv_hi, (g.sum(1, keepdim=True) - g_hi_sum) * inv_lo
@@ -181,6 +211,11 @@ class _DABFn(torch.autograd.Function):
             l1_hi, l1_lo = abs_hi * inv_hi, (absw.sum(1, keepdim=True) - abs_hi) * inv_lo
         else:
             l1_hi, l1_lo = l1_hi.to(g.dtype).unsqueeze(1), l1_lo.to(g.dtype).unsqueeze(1)
+        if mode == "thm3" and ctx.all_inside:
+            # every |w| <= 1 (e.g. after center_and_clamp_): the STE indicator is 1, so the
+            # multiplier is constant per group and one addcmul builds it
+            c_lo, c_hi = inv_lo + l1_lo, inv_hi + l1_hi
+            return (g * torch.addcmul(c_lo, mf, c_hi - c_lo),) + none
         if mode == "thm3_literal":  # e/K + (1 − e)·sign(w)/(n − K)
             mult = (1 - mf).mul_(sign(w2)).mul_(inv_lo).addcmul_(mf, inv_hi.expand_as(mf))
         else:
@@ -232,8 +267,9 @@ class DAB(Quantizer):
         f = self.fit(w)
         c_in = w.shape[1] if w.dim() > 1 else 1
         mf = f.mask.to(w.dtype)
+        all_inside = f.absmax is not None and bool((f.absmax <= 1).all())
         out = _DABFn.apply(w.reshape(w.shape[0], -1), mf, f.alpha, f.beta, f.k, f.l1_hi, f.l1_lo,
-                           self.backward, c_in)
+                           self.backward, c_in, all_inside)
         return out.reshape(w.shape)
 
     @torch.no_grad()

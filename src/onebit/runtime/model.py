@@ -18,9 +18,9 @@ import numpy as np
 from .format import FormatError, read
 
 # ops of the engine (csrc/engine.cpp)
-_OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3}
+_OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3, "im2col": 4, "maxpool": 5, "add": 6, "avgpool": 7}
 _OUT = {"f32": 0, "bits": 1, "or": 2, "max": 3, "avg": 4}
-OP_TYPES = ("linear", "sign", "bmm")
+OP_TYPES = ("linear", "sign", "bmm", "im2col", "maxpool", "add", "avgpool")
 PRODUCTS = ("float", "xnor", "and")
 POOLS = ("none", "max", "avg", "or")
 ISAS = ("avx512", "avx2", "scalar")
@@ -164,19 +164,26 @@ class Model:
             if (not isinstance(v, dict) or v.get("kind") not in ("float", "bits") or type(v.get("channels")) is not int
                     or not 1 <= v["channels"] <= 1 << 24 or type(v.get("pooled")) is not bool):
                 raise self._bad(f"value {name!r}: needs kind (float/bits), channels (int) and pooled (bool)")
-        if inp["name"] not in values or values[inp["name"]] != {"kind": "float", "channels": inp["channels"],
-                                                                 "pooled": False}:
-            raise self._bad("graph.input must be a float per-point value")
+            hw = v.get("hw")
+            if hw is not None and not (isinstance(hw, list) and len(hw) == 2 and all(
+                    type(d) is int and 1 <= d <= 1 << 13 for d in hw) and not v["pooled"]):
+                raise self._bad(f"value {name!r}: hw must be [H, W] (a spatial map, not pooled)")
+        want = {"kind": "float", "channels": inp["channels"], "pooled": False}
+        if "hw" in inp:
+            want["hw"] = inp["hw"]
+        if inp["name"] not in values or values[inp["name"]] != want:
+            raise self._bad("graph.input must be a float per-point value (or a float [H, W] map, as graph.input)")
         defined = {inp["name"]}
         self.ops = []
         for i, op in enumerate(ops):
             if not isinstance(op, dict) or op.get("op") not in OP_TYPES or not isinstance(op.get("name"), str):
                 raise self._bad(f"op #{i}: needs 'name' and 'op' in {list(OP_TYPES)}")
-            for key in ("input", "output") + (("matrix",) if op["op"] == "bmm" else ()):
+            second = {"bmm": ("matrix",), "add": ("other",)}.get(op["op"], ())
+            for key in ("input", "output") + second:
                 ref = op.get(key)
                 if not isinstance(ref, str) or ref not in values:
                     raise self._bad(f"op {op['name']!r}: {key}={ref!r} is not a declared value")
-            for key in ("input",) + (("matrix",) if op["op"] == "bmm" else ()):
+            for key in ("input",) + second:
                 if op[key] not in defined:
                     raise self._bad(f"op {op['name']!r}: reads {op[key]!r} before it is computed")
             if op["output"] in defined:
@@ -195,12 +202,82 @@ class Model:
         self.values = values
         self.input_channels = inp["channels"]
         self.output_channels = values[out]["channels"]
-        self.output_pooled = values[out]["pooled"]
+        self.output_pooled = values[out]["pooled"] or values[out].get("hw") == [1, 1]
+        self.input_hw = inp.get("hw")
+
+    def _window(self, op, vi, vo) -> tuple:
+        """(kh, kw, sh, sw, ph, pw, Ho, Wo) of an im2col / maxpool op, checked against its values."""
+        name = op["name"]
+
+        def pair(key, lo):
+            v = op.get(key, [0, 0] if key == "padding" else None)
+            if not (isinstance(v, list) and len(v) == 2 and all(type(d) is int and d >= lo for d in v)):
+                raise self._bad(f"op {name!r}: {key} must be two integers >= {lo}")
+            return v
+
+        (kh, kw), (sh, sw), (ph, pw) = pair("kernel", 1), pair("stride", 1), pair("padding", 0)
+        if vi.get("hw") is None or vo.get("hw") is None:
+            raise self._bad(f"op {name!r}: input and output must be [H, W] maps")
+        h, w = vi["hw"]
+        if ph >= kh or pw >= kw or h + 2 * ph < kh or w + 2 * pw < kw:
+            raise self._bad(f"op {name!r}: window {kh}x{kw} (padding {ph},{pw}) does not fit the {h}x{w} map")
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if vo["hw"] != [ho, wo]:
+            raise self._bad(f"op {name!r}: output map must be {[ho, wo]}, got {vo['hw']}")
+        return kh, kw, sh, sw, ph, pw, ho, wo
+
+    def _check_im2col(self, op, vi, vo, values):
+        kh, kw = self._window(op, vi, vo)[:2]
+        c = vi["channels"]
+        width = kh * kw * (64 * ((c + 63) // 64) if vi["kind"] == "bits" else c)
+        if vi["kind"] != vo["kind"] or vo["channels"] != width:
+            raise self._bad(f"op {op['name']!r}: im2col of a {vi['kind']} map with {c} channels gives {vi['kind']} "
+                            f"rows of {width}")
+        pv = op.get("pad_value", 0.0)
+        if not isinstance(pv, int | float) or isinstance(pv, bool) or not math.isfinite(pv) or (
+                vi["kind"] == "bits" and pv not in (-1, 1)):
+            raise self._bad(f"op {op['name']!r}: bad pad_value {pv!r} (bits: +1 or -1)")
+
+    def _check_maxpool(self, op, vi, vo, values):
+        if self._window(op, vi, vo)[4:6] != (0, 0) and vi["kind"] == "bits":
+            raise self._bad(f"op {op['name']!r}: bit max pool without padding only")
+        c = vi["channels"]
+        if vi["kind"] != vo["kind"] or vo["channels"] != c:
+            raise self._bad(f"op {op['name']!r}: maxpool maps a map to one of the same kind and channels")
+        if vi["kind"] == "float":
+            if "invert" in op:
+                raise self._bad(f"op {op['name']!r}: invert applies to bit pooling only")
+            return
+        inv = self._tensor(op, "invert", "u1", ((c + 7) // 8,))
+        if c % 8 and int(inv[-1]) >> (c % 8):
+            raise self._bad(f"op {op['name']!r}: invert padding bits are not zero")
 
     def _check_sign(self, op, vi, vo, values):
         if vi["kind"] != "float" or vo["kind"] != "bits" or vi["channels"] != vo["channels"] or \
-                vi["pooled"] != vo["pooled"]:
+                vi["pooled"] != vo["pooled"] or vi.get("hw") != vo.get("hw"):
             raise self._bad(f"op {op['name']!r}: sign maps a float value to bits of the same shape")
+        if ("scale" in op) != ("bias" in op):
+            raise self._bad(f"op {op['name']!r}: an affine sign needs both scale and bias")
+        for key in ("scale", "bias"):
+            if key in op and not np.isfinite(self._tensor(op, key, "<f4", (vi["channels"],))).all():
+                raise self._bad(f"op {op['name']!r}: tensor {key} has non-finite values")
+
+    def _check_add(self, op, vi, vo, values):
+        v1 = values[op["other"]]
+        if not (vi["kind"] == v1["kind"] == vo["kind"] == "float") or not (
+                vi["channels"] == v1["channels"] == vo["channels"]) or vi.get("hw") != v1.get("hw") or \
+                vi.get("hw") != vo.get("hw") or not (vi["pooled"] == v1["pooled"] == vo["pooled"]):
+            raise self._bad(f"op {op['name']!r}: add needs two float values of the output's shape")
+        clamp = op.get("clamp", [None, None])
+        if not (isinstance(clamp, list) and len(clamp) == 2 and all(
+                c is None or (isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c))
+                for c in clamp)):
+            raise self._bad(f"op {op['name']!r}: clamp must be [lo|null, hi|null]")
+
+    def _check_avgpool(self, op, vi, vo, values):
+        if vi["kind"] != "float" or vo["kind"] != "float" or vi["channels"] != vo["channels"] or vi["pooled"] or \
+                not vo["pooled"] or "hw" in vo:
+            raise self._bad(f"op {op['name']!r}: avgpool maps a float map to one pooled float row")
 
     def _check_bmm(self, op, vi, vo, values):
         vm = values[op["matrix"]]
@@ -221,6 +298,9 @@ class Model:
             raise self._bad(f"op {name!r}: a {prod} product cannot read a {vi['kind']} value")
         if vo["pooled"] != (vi["pooled"] or pool != "none"):
             raise self._bad(f"op {name!r}: output pooled flag does not match pool={pool!r}")
+        if not vo["pooled"] and vi.get("hw") != vo.get("hw"):
+            raise self._bad(f"op {name!r}: output map {vo.get('hw')} differs from the input's {vi.get('hw')}")
+        kv = self._valid_features(op)
         if (pool == "or") != (vo["kind"] == "bits" and pool != "none") or (pool in ("max", "avg") and
                                                                             vo["kind"] != "float"):
             raise self._bad(f"op {name!r}: pool={pool!r} does not match output kind {vo['kind']!r}")
@@ -234,6 +314,11 @@ class Model:
             bits = self._tensor(op, "weight", "<u8", (n, w))
             if k % 64 and (bits[:, -1] >> np.uint64(k % 64)).any():
                 raise self._bad(f"op {name!r}: weight padding bits are not zero")
+            tc = op.get("tap_channels")
+            if tc is not None and tc % 64:
+                tw = (tc + 63) // 64  # per tap: channel words, padding bits of the last word zero
+                if (bits.reshape(n, -1, tw)[:, :, -1] >> np.uint64(tc % 64)).any():
+                    raise self._bad(f"op {name!r}: weight padding bits are not zero")
             if prod == "float":
                 self._tensor(op, "wscale", "<f4", (n,))
                 self._tensor(op, "wshift", "<f4", (n,))
@@ -242,12 +327,12 @@ class Model:
         if "bound" in op:
             if prod != "xnor" or vo["kind"] != "bits":
                 raise self._bad(f"op {name!r}: integer thresholds need an xnor product with bit output")
-            bound = self._tensor(op, "bound", bound_dtype(k), (n,))
+            bound = self._tensor(op, "bound", bound_dtype(kv), (n,))
             flipb = self._tensor(op, "flip", "u1", ((n + 7) // 8,))
             if n % 8 and int(flipb[-1]) >> (n % 8):
                 raise self._bad(f"op {name!r}: flip padding bits are not zero")
-            if (bound < 0).any() or (bound > k + 1).any():
-                raise self._bad(f"op {name!r}: bound out of range [0, {k + 1}]")
+            if (bound < 0).any() or (bound > kv + 1).any():
+                raise self._bad(f"op {name!r}: bound out of range [0, {kv + 1}]")
         else:
             keys = ("bias",) + (("scale",) if prod != "float" or "scale" in op else ()) + (
                 ("row_scale",) if prod == "and" else ())
@@ -269,6 +354,17 @@ class Model:
         if prod == "and" and fmt != "bits":
             raise self._bad(f"op {name!r}: the AND product needs bit weights")
 
+    def _valid_features(self, op) -> int:
+        """Input bits that count: in_features, or for conv rows (``tap_channels`` C) taps·C without the
+        word padding of each tap (in_features = taps·64·⌈C/64⌉)."""
+        k, tc = op["in_features"], op.get("tap_channels")
+        if tc is None:
+            return k
+        tw = 64 * ((tc + 63) // 64) if type(tc) is int and tc >= 1 else 0
+        if not tw or op.get("weight_format") != "bits" or k % tw:
+            raise self._bad(f"op {op['name']!r}: tap_channels {tc!r} does not divide in_features {k} in 64-bit taps")
+        return k // tw * tc
+
     # ------------------------------------------------------------------ plan
     def _offset(self, op: dict, n_points: int) -> float:
         off = op.get("offset", {"rule": "none"})
@@ -289,14 +385,36 @@ class Model:
         for name in order:
             v = self.values[name]
             ids[name] = len(bufs)
-            bufs.append({"bits": v["kind"] == "bits", "pooled": v["pooled"], "cols": v["channels"]})
+            hw = v.get("hw")
+            bufs.append({"bits": v["kind"] == "bits", "pooled": v["pooled"], "cols": v["channels"],
+                         "rows": hw[0] * hw[1] if hw else 0})
         recs = []
         for op in self.ops:
             rec = {"name": op["name"], "in0": ids[op["input"]], "out": ids[op["output"]]}
             if op["op"] == "sign":
                 rec["type"] = _OP["sign"]
+                if "scale" in op:
+                    rec.update(mul=self.tensors[op["scale"]], add=self.tensors[op["bias"]])
+            elif op["op"] == "add":
+                lo, hi = op.get("clamp", [None, None])
+                rec.update(type=_OP["add"], in1=ids[op["other"]], lo=-np.inf if lo is None else float(lo),
+                           hi=np.inf if hi is None else float(hi))
+            elif op["op"] == "avgpool":
+                rec["type"] = _OP["avgpool"]
             elif op["op"] == "bmm":
                 rec.update(type=_OP["bmm"], in1=ids[op["matrix"]])
+            elif op["op"] in ("im2col", "maxpool"):
+                vi = self.values[op["input"]]
+                (kh, kw), (sh, sw) = op["kernel"], op["stride"]
+                ph, pw = op.get("padding", [0, 0])
+                rec.update(type=_OP[op["op"]], H=vi["hw"][0], W=vi["hw"][1], kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw)
+                if op["op"] == "im2col":
+                    rec["pad"] = float(op.get("pad_value", 0.0))
+                elif vi["kind"] == "bits":
+                    c = vi["channels"]
+                    inv = np.zeros(64 * ((c + 63) // 64), np.uint8)
+                    inv[:c] = np.unpackbits(self.tensors[op["invert"]], bitorder="little")[:c]
+                    rec["inv"] = np.packbits(inv, bitorder="little").view("<u8")
             else:
                 rec.update(self._linear_record(op, n_points))
             recs.append(rec)
@@ -311,7 +429,8 @@ class Model:
             mode = "or" if pool == "or" else "bits"
         else:
             mode = {"none": "f32", "max": "max", "avg": "avg"}[pool]
-        rec = {"K": k, "N": n, "out_mode": _OUT[mode]}
+        kv = self._valid_features(op)
+        rec = {"K": k, "N": n, "out_mode": _OUT[mode], "Kv": kv}
         if op["product"] == "float":
             if op["weight_format"] == "f32":
                 w = t[op["weight"]]
@@ -334,8 +453,8 @@ class Model:
         if op["product"] == "and":
             rec["rowc"] = t[op["row_scale"]]
         elif op["product"] == "xnor" and vo["kind"] == "bits":
-            tau, flip = thresholds(t[op["scale"]], t[op["bias"]], lo, hi, offset, k)
-            rec["P"], rec["flip"] = popcount_bounds(tau, flip, k)
+            tau, flip = thresholds(t[op["scale"]], t[op["bias"]], lo, hi, offset, kv)
+            rec["P"], rec["flip"] = popcount_bounds(tau, flip, kv)
         return rec
 
     def _engine_for(self, n_points: int):
@@ -354,6 +473,8 @@ class Model:
     # ------------------------------------------------------------------ running
     def _prepare(self, x) -> np.ndarray:
         x = np.asarray(x)
+        if self.input_hw is not None:
+            return self._prepare_image(x)
         if x.ndim == 2:
             x = x[None]
         if x.ndim != 3 or x.shape[-1] != self.input_channels:
@@ -369,11 +490,27 @@ class Model:
             raise ValueError(f"{self.path.name}: expected float points, got {x.dtype}")
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def _prepare_image(self, x) -> np.ndarray:
+        """Images (B, C, H, W) (torch's NCHW), (B, H, W) or (H, W) for C = 1 → NHWC rows (B, H·W, C)."""
+        h, w = self.input_hw
+        c = self.input_channels
+        if x.ndim == 2 or (x.ndim == 3 and c == 1 and x.shape[0] != 1 and x.shape[-2:] == (h, w)):
+            x = x.reshape((-1, 1) + x.shape[-2:])
+        elif x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1:] != (c, h, w):
+            raise ValueError(f"{self.path.name}: expected images (B, {c}, {h}, {w})" + (
+                f", (B, {h}, {w}) or ({h}, {w})" if c == 1 else "") + f", got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"{self.path.name}: expected float images, got {x.dtype}")
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1).reshape(x.shape[0], h * w, c), dtype=np.float32)
+
     def _squeeze(self, out: np.ndarray) -> np.ndarray:
         return out[:, 0, :] if self.output_pooled else out
 
     def run(self, x, threads: int = 1) -> np.ndarray:
-        """Logits (B, classes) for points (B, N, C) float32 (or one cloud (N, C) → (1, classes))."""
+        """Logits (B, classes) for points (B, N, C) float32 (or one cloud (N, C) → (1, classes)); image
+        models (``input_hw`` set) take images (B, C, H, W), or (B, H, W) / (H, W) with one channel."""
         x = self._prepare(x)
         out = self._engine_for(x.shape[1]).run(x, int(threads), False, False)
         return self._squeeze(out)

@@ -38,7 +38,7 @@ from onebit.train.logging import RunLogger, log
 from onebit.train.losses import TaskLoss, inverse_cube_root_weights
 from onebit.train.metrics import DEFAULT_SELECT, TaskMetrics
 
-__all__ = ["RunResult", "Trainer", "run", "build_datasets", "build_model", "evaluate", "needs_data_init",
+__all__ = ["RunResult", "Trainer", "run", "build_datasets", "build_model", "evaluate",
            "KILL_ENV"]
 
 # test hook: SIGKILL this process right after the checkpoint of epoch k is written
@@ -190,15 +190,6 @@ def build_model(cfg: dict, dataset, task: str) -> nn.Module:
             options["num_categories"] = int(ncat)
     binarize = resolve_binarize(cfg["binarize"])
     return create(name, num_classes=int(num_classes), task=task, binarize=binarize, **options)
-
-
-def needs_data_init(model: nn.Module) -> bool:
-    """True if a module initialises itself from data on its first training batch (LSR, Eq. 9)."""
-    for m in model.modules():
-        flag = getattr(m, "is_initialized", None)
-        if flag is not None and not callable(flag) and not bool(flag):
-            return True
-    return False
 
 
 def _binarized_weights(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -392,6 +383,8 @@ class Trainer:
         if dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out / "config.yaml")
+            if not self.resume:  # a fresh run in an old directory must not leave the old run's best
+                (self.out / "best.ckpt").unlink(missing_ok=True)
 
         seed_everything(cfg["seed"])
         self.train_ds, self.eval_ds, self.task = build_datasets(cfg)
@@ -429,8 +422,8 @@ class Trainer:
             except RuntimeError as e:
                 raise CheckpointError(f"{self.out / 'last.ckpt'}: state_dict does not match the model: {e}") from None
             self.start_epoch = int(self.ckpt["epoch"]) + 1
-        elif needs_data_init(model):
-            self._data_init(model)
+        # No data-init pass: LSR's α is a Parameter from construction (so the optimizer built below
+        # holds it) and initialises itself in place on the first training batch (Eq. 9).
 
         if cfg["sync_bn"] and dist.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -461,23 +454,21 @@ class Trainer:
         self.category_parts, self.num_categories = _category_parts(self.train_ds)
         self.select = cfg["eval"]["select"] or DEFAULT_SELECT[self.task]
         self.dab_layers, self.dab_mode = _dab_layers(self.raw_model, self.spec)
+        if self.dab_layers and self.ckpt is None:
+            self._dab_project()  # Algorithm 2 also holds for the initial latent weights
         self.fwd = _Forward(self.raw_model, self.task, self.domain)
         self.recorder = self._make_recorder() if dist.is_main and cfg["diagnostics"] else None
         self.logger = RunLogger(self.out, csv_log=cfg["log"]["csv"], tensorboard=cfg["log"]["tensorboard"],
                                 enabled=dist.is_main, resume_epoch=self.start_epoch - 1)
         self.code_version = code_version() if dist.is_main else ""
 
-    def _data_init(self, model: nn.Module) -> None:
-        """One training batch through the model (train mode, no grad) before the optimizer exists,
-        so data-initialised parameters (LSR's α, Eq. 9) are in place and trained from step 1."""
-        self._seed_epoch(0)
-        x, target = next(iter(self.train_loader))
-        x, target = _to(x, self.device), _to(target, self.device)
-        model.train()
-        with torch.no_grad():
-            _Forward(model, self.task, self.domain)(model, x, target)
-        if needs_data_init(model):
-            log("warning: some modules are still uninitialised after the data-init pass", self.dist.is_main)
+    @torch.no_grad()
+    def _dab_project(self) -> None:
+        """DAB-Net Algorithm 2 on the latent weights of the DAB-binarized layers: mean-centre, clamp."""
+        from onebit.quantizers.dab import center_and_clamp_
+
+        for m in self.dab_layers:
+            center_and_clamp_(m.weight, self.dab_mode)
 
     def _make_recorder(self):
         try:
@@ -528,11 +519,7 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             if self.dab_layers:
-                from onebit.quantizers.dab import center_and_clamp_
-
-                with torch.no_grad():
-                    for m in self.dab_layers:
-                        center_and_clamp_(m.weight, self.dab_mode)
+                self._dab_project()
             n = int(labels.shape[0])
             loss_sum += loss.detach().double() * n
             with torch.no_grad():
@@ -610,9 +597,13 @@ class Trainer:
             row["time_s"] = time.perf_counter() - t0
             if self.recorder is not None:
                 if diag_batch is None:
-                    diag_batch = _to(next(iter(self.eval_loader))[0], self.device)
-                    if diag_batch.dim() == self.fwd.base_dims + 1:  # multi-crop eval: probe crop 0
-                        diag_batch = diag_batch[:, 0]
+                    # the eval loader is not shuffled, so probing it consumes no training randomness;
+                    # targets go along because part segmentation models also need the category
+                    inputs, targets = next(iter(self.eval_loader))
+                    inputs = _to(inputs, self.device)
+                    if inputs.dim() == self.fwd.base_dims + 1:  # multi-crop eval: probe crop 0
+                        inputs = inputs[:, 0]
+                    diag_batch = (inputs, _to(targets, self.device))
                 try:
                     self.recorder.on_epoch_end(epoch, self.raw_model, diag_batch)
                 except Exception as e:
