@@ -543,12 +543,16 @@ class Engine {
     void run_quant(const Op& op, const BufSpec& bi, int M, const float* x, uint64_t* out, int ldo) const {
         const int C = bi.cols;
         if (!op.mul.empty()) {
+            // affine row into a scratch row (vectorised loop), then the packed compare of the plain sign
+            avec<float> z(C);
+            const float* mul = op.mul.data();
+            const float* add = op.add.data();
             for (int r = 0; r < M; ++r) {
                 uint64_t* o = out + static_cast<size_t>(r) * ldo;
                 const float* xr = x + static_cast<size_t>(r) * C;
+                for (int c = 0; c < C; ++c) z[c] = mul[c] * xr[c] + add[c];
                 for (int w = 0; w < ldo; ++w) o[w] = 0;
-                for (int c = 0; c < C; ++c)
-                    if (op.mul[c] * xr[c] + op.add[c] >= 0.f) o[c >> 6] |= 1ULL << (c & 63);
+                pack_ge(isa_, z.data(), C, 0.f, o);
             }
             return;
         }
@@ -684,6 +688,9 @@ class Engine {
                             }
                         continue;
                     }
+                    // bits out: one 32-channel mask per panel and row, stored once (no per-bit read-modify-write)
+                    const bool bits_out = op.out_mode == OUT_BITS;
+                    uint32_t mask = 0;
                     for (int j = 0; j < cmax; ++j) {
                         const int c = p * NP + j;
                         float v;
@@ -702,8 +709,14 @@ class Engine {
                             v = op.mul[c] * static_cast<float>(dot) + op.add[c];
                             if (raw) raw[static_cast<size_t>(r) * op.N + c] = dot;
                         }
-                        emit(op, r, c, v, outp, ldo, s);
+                        if (bits_out) {
+                            v = std::min(std::max(v, op.lo), op.hi);
+                            if (v - op.offset >= 0.f) mask |= 1u << j;
+                        } else {
+                            emit(op, r, c, v, outp, ldo, s);
+                        }
                     }
+                    if (bits_out) out32[static_cast<size_t>(r) * ldo32 + p] = mask;
                 }
             }
         }
