@@ -90,6 +90,7 @@ def _check(model, tmp_path, x, isa=None, n_binary=6, **kw):
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4 * scale)
     assert (out.argmax(-1) == ref.argmax(-1)).all()
     np.testing.assert_array_equal(eng.run(x.numpy(), threads=2), out)
+    np.testing.assert_array_equal(eng.run(x.numpy()[:1], threads=2), out[:1])  # rows split across threads
     assert len(acc) == n_binary, sorted(acc)
     for name, a in acc.items():
         for b in range(x.shape[0]):
@@ -100,12 +101,14 @@ def _check(model, tmp_path, x, isa=None, n_binary=6, **kw):
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
 @pytest.mark.parametrize("preset,preact", [("dab-fbin", True), ("bnn", True), ("dab-fbin", False),
                                            ("bnn", False)])
-def test_sketch_a_net_parity(preset, preact, isa, tmp_path):
+def test_sketch_a_net_parity(preset, preact, isa, tmp_path, monkeypatch):
     if isa not in supported_isas():
         pytest.skip(f"{isa} not supported here")
+    monkeypatch.setenv("ONEBIT_ISA", isa)  # the kernel path chosen through the environment
     model = calibrated_sketch(preset, preact, seed=3)
     x = _strokes(3, SIZE, 7) + 0.1 * torch.rand(3, 1, SIZE, SIZE)
-    info, eng = _check(model, tmp_path, x, isa=isa)
+    info, eng = _check(model, tmp_path, x)
+    assert eng.isa == isa
     assert info["binary_layers"] == 6 and info["float_layers"] == 2
     ops = {o["name"]: o for o in eng.ops}
     want = "and" if preset == "dab-fbin" else "xnor"
@@ -177,6 +180,7 @@ def test_infer_cli_png(tmp_path, capsys):
     with torch.no_grad():
         ref = model(torch.from_numpy(a)[None, None]).numpy()
     assert got["predictions"] == [int(ref.argmax())]
+    png_pred = got["predictions"]
     # an HDF5 file of uint8 images with labels (the QuickDraw layout) at the model's size
     import h5py
 
@@ -189,6 +193,16 @@ def test_infer_cli_png(tmp_path, capsys):
     with torch.no_grad():
         ref = model(torch.from_numpy(imgs.astype(np.float32) / 255)[:, None]).numpy()
     assert got["predictions"] == ref.argmax(-1).tolist()
+    # the image path of `onebit infer` never imports torch
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom onebit.cli import main\n"
+            f"rc = main(['infer', {str(path)!r}, {str(png)!r}, '--json'])\n"
+            "assert 'torch' not in sys.modules\nsys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["predictions"] == png_pred
 
 
 @pytest.mark.parametrize("preset", ["dab-wbin", "bwn", None])
@@ -281,3 +295,50 @@ def test_resnet18_float_classifier_and_refusals(tmp_path):
     xnor = onebit.models.create("resnet18", CLASSES, binarize="xnor", width=0.125, preact=True)
     with pytest.raises(ExportError, match="layer1.0.conv1"):
         onebit.export(xnor, tmp_path / "x.onebit", input_size=40)
+
+
+@pytest.mark.parametrize("model,extra", [("sketch_a_net", ["--input-size", "64", "--width", "0.25"]),
+                                         ("resnet18", ["--input-size", "40", "--width", "0.125", "--batch", "2"])])
+def test_bench_cli_image_models(model, extra, tmp_path, capsys):
+    import json
+
+    from onebit.cli import main
+
+    out = tmp_path / "rows.json"
+    rc = main(["bench", "--model", model, *extra, "--rounds", "1", "--min-block", "0.001", "--json", str(out),
+               "--profile"])
+    assert rc == 0
+    rows = {r["runner"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"torch-eager", "torch-fp32", "engine"}
+    assert rows["engine"]["file_bytes"] < rows["torch-fp32"]["file_bytes"] / 4
+    assert "engine per-op time" in capsys.readouterr().out
+
+
+def test_tampered_resnet_graph_is_rejected(tmp_path):
+    import json as _json
+
+    from onebit.runtime.format import read, write
+
+    model = calibrated_resnet("dab-fbin", True, seed=7)
+    path = tmp_path / "m.onebit"
+    onebit.export(model, path, input_size=40)
+    tensors, graph = read(path)
+
+    def bad(edit, match):
+        g = _json.loads(_json.dumps(graph))
+        edit(g)
+        write(tmp_path / "bad.onebit", tensors, g)
+        with pytest.raises(FormatError, match=match):
+            load(tmp_path / "bad.onebit")
+
+    def other_wrong_shape(g):
+        adds = [o for o in g["ops"] if o["op"] == "add"]
+        adds[-1]["other"] = adds[0]["output"]  # a 8-channel map added to a 64-channel one
+
+    def half_affine_sign(g):
+        del next(o for o in g["ops"] if o["op"] == "sign" and "scale" in o)["bias"]
+
+    bad(other_wrong_shape, "add needs")
+    bad(half_affine_sign, "affine sign")
+    stem = next(o for o in graph["ops"] if o["name"] == "maxpool")
+    assert stem["op"] == "maxpool" and stem["padding"] == [1, 1]  # the stem pool: float, padded

@@ -38,8 +38,8 @@ class DemoSettings:
     model: str = "pointnet_vanilla"
     width: float = 0.5
     points: int = 256
-    per_class: int = 48
-    epochs: int = 12
+    per_class: int = 64
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 2e-3
     seed: int = 0
@@ -82,7 +82,7 @@ def run_demo(settings: DemoSettings | None = None, out_dir: str | Path | None = 
 
     s = settings or DemoSettings()
     methods = METHODS if methods is None else methods
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # keep the table readable in logs and CI
     root = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="onebit-demo-"))
     console.print(
         f"[bold]onebit demo[/bold]: {s.model} (width {s.width}) on synthetic_shapes "

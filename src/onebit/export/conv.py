@@ -102,7 +102,6 @@ class _ConvGraph:
                     "(use 'bnn' or 'dab-fbin' with input='ste_sign')")
             if kq is None:
                 raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form")
-        pref = f"L{len(self.ops)}"
         # ---- im2col
         ho, wo = (hw[0] + 2 * ph - kh) // sh + 1, (hw[1] + 2 * pw - kw) // sw + 1
         if ho < 1 or wo < 1:
@@ -117,6 +116,7 @@ class _ConvGraph:
             self.ops.append({"op": "im2col", "name": name + ".im2col", "input": self.cur, "output": xin,
                              "kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw],
                              "pad_value": float(conv.pad_value) if binary else 0.0})
+        pref = f"L{len(self.ops)}"  # tensors are named after the linear op's index
         k = self.values[xin]["channels"]
         kv = taps * c
         op: dict = {"op": "linear", "name": name, "input": xin, "in_features": k, "out_features": n}
