@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_REGISTRY: dict[str, "DatasetEntry"] = {}
+_REGISTRY: dict[str, DatasetEntry] = {}
 
 
 @dataclass(frozen=True)
