@@ -194,3 +194,20 @@ def test_latest_per_epoch_dedupes_resumed_runs():
     rows = [{"epoch": 0, "v": 1}, {"epoch": 1, "v": 2}, {"epoch": 1, "v": 3}, {"epoch": 2, "v": 4}]
     assert [r["v"] for r in latest_per_epoch(rows[::-1])] == [1, 2, 4]
     assert [r["v"] for r in latest_per_epoch(rows)] == [1, 3, 4]
+
+
+def test_cli_analyze_checkpoint_with_ten_crop_eval(tmp_path, capsys):
+    """A sketch run evaluated with ten-crop items (B, 10, 1, H, W) is probed on its first crop."""
+    from onebit.cli import main
+
+    m = models.create("sketch_a_net", num_classes=4, binarize="dab-fbin", input_size=32, width=0.125)
+    opts = {"num_classes": 4, "size": 36, "per_class": 2}
+    ckpt = {"model_config": m.onebit_config, "state_dict": m.state_dict(), "epoch": 1,
+            "config": {"data": {"name": "synthetic_sketches", "options": opts,
+                                "eval_options": {"resize": 36, "crop": 32, "ten_crop": True},
+                                "eval_split": "test", "protocol": None}}}
+    path = tmp_path / "best.ckpt"
+    torch.save(ckpt, path)
+    assert main(["analyze", str(path), "--batch-size", "4", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["epoch"] == 1 and "dab_k" in s["figures"]

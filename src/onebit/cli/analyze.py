@@ -68,8 +68,10 @@ def _checkpoint_record(ckpt_path: Path, args) -> dict:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     loader = torch.utils.data.DataLoader(ds, batch_size=min(args.batch_size, len(ds)), shuffle=False)
-    batch = next(iter(loader))
-    rec = collect(model, batch)
+    inputs, targets = next(iter(loader))
+    if inputs.dim() == 5:  # multi-crop evaluation items (B, crops, C, H, W): probe the first crop
+        inputs = inputs[:, 0]
+    rec = collect(model, (inputs, targets))
     rec = {"epoch": ckpt.get("epoch"), **rec, "source": str(ckpt_path), "data": name, "split": split}
     return rec
 
