@@ -47,6 +47,12 @@ def approx_sign_fn(x: torch.Tensor) -> torch.Tensor:
     return _ApproxSign.apply(x)
 
 
+def _plain_sign_factors(w: torch.Tensor):
+    """(sign(w), a = 1, b = 0) per output channel: an unscaled sign binarizer's W̃ = signs."""
+    ones = torch.ones(w.shape[0], dtype=w.dtype, device=w.device)
+    return sign(w), ones, torch.zeros_like(ones)
+
+
 @register_quantizer("ste_sign")
 class STESign(Quantizer):
     """BNN (Courbariaux et al. 2016): y = sign(x), dy/dx = 1(|x| <= 1). Weights or activations."""
@@ -58,9 +64,7 @@ class STESign(Quantizer):
         return ste_sign_fn(x)
 
     def factorize(self, w):
-        s = sign(w)
-        ones = torch.ones(w.shape[0], dtype=w.dtype, device=w.device)
-        return s, ones, torch.zeros_like(ones)
+        return _plain_sign_factors(w)
 
 
 @register_quantizer("approx_sign")
@@ -74,6 +78,4 @@ class ApproxSign(Quantizer):
         return approx_sign_fn(x)
 
     def factorize(self, w):
-        s = sign(w)
-        ones = torch.ones(w.shape[0], dtype=w.dtype, device=w.device)
-        return s, ones, torch.zeros_like(ones)
+        return _plain_sign_factors(w)

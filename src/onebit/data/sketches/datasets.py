@@ -447,6 +447,27 @@ def _read_bitmap_source(path: Path) -> tuple[np.ndarray, list[str]]:
     raise DataError(path, "QuickDraw bitmaps must be .npy (numpy_bitmap) or .h5 files")
 
 
+def _per_class_split(labels: np.ndarray, num_classes: int, split: str, per_class: int | None,
+                     test_fraction: float, *, keep_singletons: bool) -> np.ndarray:
+    """Sorted indices of ``split``: per class the first ``per_class`` items, the last
+    ``test_fraction`` of them (at least one) as test, the rest as train ("all" keeps both).
+    With ``keep_singletons`` a class with a single item keeps it in train."""
+    sel = []
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        if per_class is not None:
+            idx = idx[:per_class]
+        n_test = max(1, round(len(idx) * test_fraction))
+        if keep_singletons and len(idx) <= 1:
+            n_test = 0
+        if split == "train":
+            idx = idx[: len(idx) - n_test]
+        elif split == "test":
+            idx = idx[len(idx) - n_test :]
+        sel.append(idx)
+    return np.sort(np.concatenate(sel)) if sel else np.zeros(0, np.int64)
+
+
 @register_dataset("quickdraw_bitmap", domain="sketch")
 def quickdraw_bitmap(split: str = "train", paths: str | os.PathLike | Sequence | None = None,
                      test_fraction: float = 1 / 6, per_class: int | None = None,
@@ -482,18 +503,7 @@ def quickdraw_bitmap(split: str = "train", paths: str | os.PathLike | Sequence |
     labels = np.array([cidx[n] for n in names], dtype=np.int64)
     if not 0 < test_fraction < 1:
         raise ValueError(f"quickdraw_bitmap: test_fraction must be in (0, 1), got {test_fraction}")
-    sel = []
-    for c in range(len(classes)):
-        idx = np.flatnonzero(labels == c)
-        if per_class is not None:
-            idx = idx[:per_class]
-        n_test = max(1, round(len(idx) * test_fraction))
-        if split == "train":
-            idx = idx[: len(idx) - n_test]
-        elif split == "test":
-            idx = idx[len(idx) - n_test :]
-        sel.append(idx)
-    sel = np.sort(np.concatenate(sel)) if sel else np.zeros(0, np.int64)
+    sel = _per_class_split(labels, len(classes), split, per_class, test_fraction, keep_singletons=False)
     transform = _build_transform(split, {"resize": None, "crop": None}, opts)
     _no_extra(opts, "quickdraw_bitmap")
     return _ArrayDataset(images[sel], labels[sel], classes, split, "light_on_dark", transform=transform,
@@ -538,18 +548,7 @@ def quickdraw_strokes(split: str = "train", paths: str | os.PathLike | Sequence 
     classes = sorted(set(names))
     cidx = {c: i for i, c in enumerate(classes)}
     labels = np.array([cidx[n] for n in names], dtype=np.int64)
-    sel = []
-    for c in range(len(classes)):
-        idx = np.flatnonzero(labels == c)
-        if per_class is not None:
-            idx = idx[:per_class]
-        n_test = max(1, round(len(idx) * test_fraction)) if len(idx) > 1 else 0
-        if split == "train":
-            idx = idx[: len(idx) - n_test]
-        elif split == "test":
-            idx = idx[len(idx) - n_test :]
-        sel.append(idx)
-    sel = np.sort(np.concatenate(sel)) if sel else np.zeros(0, np.int64)
+    sel = _per_class_split(labels, len(classes), split, per_class, test_fraction, keep_singletons=True)
     transform = _build_transform(split, {"resize": None, "crop": None}, opts)
     _no_extra(opts, "quickdraw_strokes")
     return _StrokeDataset([drawings[i] for i in sel], labels[sel], classes, split, size, line_width, margin,
