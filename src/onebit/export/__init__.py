@@ -184,15 +184,7 @@ class _Builder:
                 if not np.isin(signs, (-1.0, 1.0)).all():
                     raise ExportError(f"layer {name!r}: factorize() returned signs outside {{-1, +1}}")
             if iq is not None:
-                _check_sign_quantizer(iq, name)
-                if getattr(layer, "xnor_input", False):
-                    raise ExportError(
-                        f"layer {name!r}: XNOR-Net's input scale K (per-point mean|x|) depends on the real-valued "
-                        "input and cannot fold into a static integer threshold; the engine does not run it. "
-                        "Export a model without it (e.g. presets bipointnet, bnn, xnor++, dab-wbin).")
-                if kq is None:
-                    raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form; "
-                                      "binarize the weights too or keep the input float")
+                _check_binary_input(layer, name)
                 tensors[pref + ".w"] = _pack(signs)
                 op["weight"] = pref + ".w"
                 op["weight_format"] = "bits"
@@ -322,6 +314,22 @@ def _pool_kind(module, name: str):
     if cls in ("AvgPool", "EMAAvgPool") or (cls == "_Reduce" and module.kind == "avg"):
         return "avg", {"rule": "none"}
     raise ExportError(f"pool {name!r}: unsupported pooling module {cls}")
+
+
+def _check_binary_input(layer, name: str) -> None:
+    """A layer with a binarized input runs on popcounts only if its input binarizer is plain sign(x),
+    it has no XNOR-Net input scale K (which depends on the real-valued input and cannot fold into a
+    static integer threshold) and its weights are binarized too."""
+    _check_sign_quantizer(layer.input_quantizer, name)
+    if getattr(layer, "xnor_input", False):
+        raise ExportError(
+            f"layer {name!r}: XNOR-Net's input scale K (mean|x| over the input channels at each point or "
+            "position) depends on the real-valued input and cannot fold into a static integer threshold; "
+            "the engine does not run it. Export a model without it (e.g. presets bipointnet, bnn, "
+            "dab-wbin, or dab-fbin with input='ste_sign').")
+    if getattr(layer, "kernel_quantizer", None) is None:
+        raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form; "
+                          "binarize the weights too or keep the input float")
 
 
 def _check_sign_quantizer(q, name: str) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ExportError, _bn_affine, _check_sign_quantizer
+from . import ExportError, _bn_affine, _check_binary_input
 
 
 def _sign_fold(g: np.ndarray, h: np.ndarray, relu: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -94,14 +94,7 @@ class _ConvGraph:
         if binary != (iq is not None):
             raise ExportError(f"layer {name!r}: internal error: input kind {vin['kind']} vs its input quantizer")
         if iq is not None:
-            _check_sign_quantizer(iq, name)
-            if getattr(conv, "xnor_input", False):
-                raise ExportError(
-                    f"layer {name!r}: XNOR-Net's input scale K (per-position mean|x|) depends on the real-valued "
-                    "input and cannot fold into a static integer threshold; the engine does not run it "
-                    "(use 'bnn' or 'dab-fbin' with input='ste_sign')")
-            if kq is None:
-                raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form")
+            _check_binary_input(conv, name)
         # ---- im2col
         ho, wo = (hw[0] + 2 * ph - kh) // sh + 1, (hw[1] + 2 * pw - kw) // sw + 1
         if ho < 1 or wo < 1:
@@ -286,10 +279,7 @@ class _ResGraph(_ConvGraph):
         kq = getattr(fc, "kernel_quantizer", None)
         with _no_grad():
             if iq is not None:
-                _check_sign_quantizer(iq, name)
-                if getattr(fc, "xnor_input", False) or kq is None:
-                    raise ExportError(f"layer {name!r}: XNOR-Net's input scale K / float weights with a binary input "
-                                      "are not supported")
+                _check_binary_input(fc, name)
                 xin = self.sign(x, bn, name)
                 pref = f"L{len(self.ops)}"
                 signs, a, b = fc.factorize()
