@@ -61,6 +61,10 @@ ROWS = {
     "pointnet_bnn_ema": ("pointnet", "bnn+ema-max", "bnn+ema-max"),
     "pointnet_xnor": ("pointnet", "xnor", "xnor"),
     "pointnet_xnor_ema": ("pointnet", "xnor+ema-max", "xnor+ema-max"),
+    # the paper's deployment net (Fig. 6 / Table 4: 3-64-128-1024, FC 1024-512-256-40): its checkpoint feeds
+    # `benchmarks/engine.py --checkpoint` (Table 4 accuracy, engine early exit on real clouds)
+    "deploy_fp": ("pointnet_deploy", "fp", None),
+    "deploy_bipointnet": ("pointnet_deploy", "bipointnet", "bipointnet"),
 }
 
 DEFAULT_ROWS = ("vanilla_fp", "vanilla_bnn", "vanilla_xnor", "vanilla_xnor_ema", "vanilla_bipointnet", "vanilla_dab",

@@ -120,6 +120,100 @@ void fold_flips(uint64_t* w, int N, int W, int K, int64_t* P, const uint8_t* fli
     }
 }
 
+// The AVX-512 path of a thresholded XNOR layer (integer thresholds, flips folded into the weights).
+// Short rows keep each panel in registers (thr_rows); long rows use the 6x32 register tile, panel by panel so
+// the panel stays in L1 while the rows stream from L2.
+void thr_layer_avx512(const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wp, int W, int panels,
+                      const int64_t* P, uint32_t* out32, size_t ldo32) {
+    for (int p = 0; p < panels; ++p) {
+        const uint64_t* wpp = wp + static_cast<size_t>(p) * W * NP;
+        if (W <= SHORT_W) {
+            thr_rows_avx512(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp, W, P + p * NP,
+                            out32 + static_cast<size_t>(r0) * ldo32 + p, ldo32);
+            continue;
+        }
+        for (int rt = r0; rt < r1; rt += MR)
+            thr_tile_avx512(false, X + static_cast<size_t>(rt) * ldx, ldx, std::min(MR, r1 - rt), wpp, W, P + p * NP, 0,
+                            out32 + static_cast<size_t>(rt) * ldo32 + p, ldo32, nullptr);
+    }
+}
+
+// channels of panel p that exist (the last panel may be partial)
+inline uint32_t panel_valid(int N, int p) {
+    const int c = std::min(NP, N - p * NP);
+    return c >= 32 ? 0xFFFFFFFFu : ((1u << c) - 1);
+}
+
+// OR pooling of one panel over rows [r0, r1) on the AVX-512 path, with the early exit: once every channel of
+// the panel is set, the remaining rows cannot change the pooled bits.
+uint32_t or_panel_avx512(const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wpp, int W, const int64_t* P,
+                         uint32_t valid) {
+    if (W <= SHORT_W) return or_rows_avx512(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp, W, P, valid);
+    uint32_t m = 0;
+    for (int rt = r0; rt < r1 && (m & valid) != valid; rt += MR)
+        thr_tile_avx512(true, X + static_cast<size_t>(rt) * ldx, ldx, std::min(MR, r1 - rt), wpp, W, P, 0, nullptr, 0, &m);
+    return m & valid;
+}
+
+// OR pooling of a short-row XNOR layer (AVX-512) with the early exit made useful: a channel is final once
+// one row sets it, so after each stage (rows [0, 32), [32, 128), [128, 512), ...) the channels still unset
+// are gathered into fresh, dense panels and only those scan the remaining rows. Panel-level exits alone
+// rarely fire (all 32 channels of a panel must be set); compaction turns every set channel into saved work.
+void or_pool_compact(const uint64_t* wp0, const int64_t* P0, int N, int W, const uint64_t* X, size_t ldx, int M,
+                 uint32_t* out, int threads) {
+    const int panels = (N + NP - 1) / NP;
+    std::vector<uint32_t> orm(panels, 0);
+    avec<int> act;                 // channels still unset, in panel order
+    avec<uint64_t> cw;             // their weights, re-packed into panels
+    avec<int64_t> cP;
+    const uint64_t* wp = wp0;
+    const int64_t* P = P0;
+    int npan = panels;
+    int r0 = 0;
+    for (int r1 = std::min(M, 32); r0 < M; r0 = r1, r1 = std::min(M, r1 * 4)) {
+        const bool dense = act.empty() && r0 == 0;
+        std::vector<uint32_t> got(npan, 0);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && npan >= 2 * threads)
+        for (int q = 0; q < npan; ++q) {
+            const uint32_t valid = dense ? panel_valid(N, q) : panel_valid(static_cast<int>(act.size()), q);
+            got[q] = or_panel_avx512(X, ldx, r0, r1, wp + static_cast<size_t>(q) * W * NP, W, P + q * NP, valid);
+        }
+        // fold the stage's bits into the pooled mask
+        if (dense) {
+            for (int q = 0; q < npan; ++q) orm[q] |= got[q];
+        } else {
+            for (int q = 0; q < npan; ++q)
+                for (uint32_t m = got[q]; m; m &= m - 1) {
+                    const int c = act[q * NP + __builtin_ctz(m)];
+                    orm[c / NP] |= 1u << (c % NP);
+                }
+        }
+        if (r1 >= M) break;
+        // gather the channels still unset into dense panels for the next stage
+        avec<int> next;
+        next.reserve(N);
+        for (int c = 0; c < N; ++c)
+            if (!((orm[c / NP] >> (c % NP)) & 1u)) next.push_back(c);
+        if (next.empty()) break;
+        const int np2 = (static_cast<int>(next.size()) + NP - 1) / NP;
+        avec<uint64_t> w2(static_cast<size_t>(np2) * W * NP, 0);
+        avec<int64_t> P2(static_cast<size_t>(np2) * NP, -1);
+        for (size_t i = 0; i < next.size(); ++i) {
+            const int c = next[i], q = static_cast<int>(i) / NP, j = static_cast<int>(i) % NP;
+            for (int k = 0; k < W; ++k)
+                w2[(static_cast<size_t>(q) * W + k) * NP + j] = wp0[(static_cast<size_t>(c / NP) * W + k) * NP + c % NP];
+            P2[i] = P0[c];
+        }
+        act.swap(next);
+        cw.swap(w2);
+        cP.swap(P2);
+        wp = cw.data();
+        P = cP.data();
+        npan = np2;
+    }
+    std::memcpy(out, orm.data(), sizeof(uint32_t) * panels);
+}
+
 class Engine {
    public:
     Engine(const py::list& buffers, const py::list& ops, int output, int isa)
@@ -649,6 +743,19 @@ class Engine {
         uint32_t* out32 = static_cast<uint32_t*>(outp);
         const int ldo = op.out_mode == OUT_BITS ? (op.N + 63) / 64 : op.N;
         const bool or_mode = op.out_mode == OUT_OR;
+        if (fast) {
+            if (!or_mode) {
+                thr_layer_avx512(X, ldx, r0, r1, op.wp.data(), op.W, op.panels, op.P.data(), out32, ldo32);
+                return;
+            }
+            for (int p = 0; p < op.panels; ++p) {
+                const uint32_t valid = panel_valid(op.N, p);
+                if (orm[p] != valid)
+                    orm[p] |= or_panel_avx512(X, ldx, r0, r1, op.wp.data() + static_cast<size_t>(p) * op.W * NP, op.W,
+                                              op.P.data() + p * NP, valid);
+            }
+            return;
+        }
         for (int rt = r0; rt < r1; rt += MR) {
             const int R = std::min(MR, r1 - rt);
             const uint64_t* Xt = X + static_cast<size_t>(rt) * ldx;
@@ -659,14 +766,9 @@ class Engine {
                     s.rowpc[i] = c;
                 }
             for (int p = 0; p < op.panels; ++p) {
-                // OR pooling: a panel whose 32 channels are all set already cannot change (early exit)
-                if (or_mode && op.int_thr && raw == nullptr && orm[p] == 0xFFFFFFFFu) continue;
+                // OR pooling: a panel whose channels are all set already cannot change (early exit)
+                if (or_mode && op.int_thr && raw == nullptr && orm[p] == panel_valid(op.N, p)) continue;
                 const uint64_t* wpp = op.wp.data() + static_cast<size_t>(p) * op.W * NP;
-                if (fast) {
-                    thr_tile_avx512(or_mode, Xt, ldx, R, wpp, op.W, op.P.data() + p * NP, op.flip[p],
-                                    out32 + static_cast<size_t>(rt) * ldo32 + p, ldo32, orm + p);
-                    continue;
-                }
                 pc_tile(isa_, op.and_mode, Xt, ldx, R, wpp, op.W, s.pc.data());
                 const int cmax = std::min(NP, op.N - p * NP);
                 for (int i = 0; i < R; ++i) {
@@ -727,6 +829,12 @@ class Engine {
         s.rowpc.resize(MR);
         const bool pooled_float = op.out_mode == OUT_MAX || op.out_mode == OUT_AVG;
         const int ntiles = (M + MR - 1) / MR;
+        if (op.out_mode == OUT_OR && op.int_thr && raw == nullptr && isa_ == ISA_AVX512 && op.W <= SHORT_W) {
+            // OR pooling with compaction of the unset channels; inside one cloud, panels (not rows) go to the
+            // threads so every panel keeps its early exit
+            or_pool_compact(op.wp.data(), op.P.data(), op.N, op.W, X, ldx, M, static_cast<uint32_t*>(outp), threads);
+            return;
+        }
         if (threads > 1 && ntiles >= 2 * threads && !pooled_float && raw == nullptr && op.int_thr) {
             // intra-cloud parallelism over row tiles (batch smaller than the thread count)
             std::vector<uint32_t> orm_all(static_cast<size_t>(threads) * op.panels, 0);
@@ -809,7 +917,7 @@ py::array_t<uint32_t> popcount_gemm(u64arr x, u64arr w, bool and_mode, const std
 // Fused threshold kernel: bits(r, n) = (popcount(x_r xor w_n) <= P_n) ^ flip_n, packed.
 py::array_t<uint64_t> threshold_gemm(u64arr x, u64arr w, py::array_t<int64_t, py::array::c_style | py::array::forcecast> P,
                                      py::array_t<uint8_t, py::array::c_style | py::array::forcecast> flip, bool or_mode,
-                                     const std::string& isa_s) {
+                                     const std::string& isa_s, int threads) {
     const int isa = parse_isa(isa_s);
     if (x.ndim() != 2 || w.ndim() != 2 || x.shape(1) != w.shape(1))
         throw std::invalid_argument("threshold_gemm: x (M, W) and w (N, W) must be 2-D with the same W");
@@ -831,6 +939,18 @@ py::array_t<uint64_t> threshold_gemm(u64arr x, u64arr w, py::array_t<int64_t, py
     std::memset(out.mutable_data(), 0, sizeof(uint64_t) * rows * words);
     uint32_t* o32 = reinterpret_cast<uint32_t*>(out.mutable_data());
     avec<uint32_t> orm(panels, 0), pc(MR * NP);
+    if (isa == ISA_AVX512) {  // exactly the engine's AVX-512 paths (short rows in registers, OR compaction)
+        if (!or_mode) {
+            thr_layer_avx512(x.data(), W, 0, M, wp.data(), W, panels, Pp.data(), o32, ldo32);
+        } else if (W <= SHORT_W) {
+            or_pool_compact(wp.data(), Pp.data(), N, W, x.data(), W, M, o32, threads);
+        } else {
+            for (int p = 0; p < panels; ++p)
+                o32[p] = or_panel_avx512(x.data(), W, 0, M, wp.data() + static_cast<size_t>(p) * W * NP, W,
+                                         Pp.data() + p * NP, panel_valid(N, p));
+        }
+        return out;
+    }
     for (int r0 = 0; r0 < M; r0 += MR) {
         const int R = std::min(MR, M - r0);
         for (int p = 0; p < panels; ++p) {
@@ -858,7 +978,7 @@ py::array_t<uint64_t> threshold_gemm(u64arr x, u64arr w, py::array_t<int64_t, py
 // epilogue). Returns (median wall seconds, median calling-thread CPU seconds) of one GEMM over `reps`
 // timed blocks; with one thread the CPU time is the better estimate on a shared host.
 std::pair<double, double> bench_gemm(int M, int N, int K, const std::string& isa_s, int reps, double min_block_s,
-                                     int threads) {
+                                     int threads, bool pooled) {
     const int isa = parse_isa(isa_s);
     if (M < 1 || N < 1 || K < 1 || reps < 1) throw std::invalid_argument("bench_gemm: sizes must be positive");
     const int W = (K + 63) / 64, panels = (N + NP - 1) / NP;
@@ -870,29 +990,47 @@ std::pair<double, double> bench_gemm(int M, int N, int K, const std::string& isa
     for (int r = 0; r < N; ++r)
         for (int k = 0; k < W; ++k) w[static_cast<size_t>(r) * W + k] = rng() & (k == W - 1 ? keep : ~0ULL);
     auto wp = pack_panels(w.data(), N, W);
-    avec<int64_t> P(static_cast<size_t>(panels) * NP, K / 2);
+    // bits out: threshold at the median (K/2). Pooled: a threshold no row reaches (P = -1), so the early exit
+    // never fires and the figure is the kernel's full-scan rate
+    avec<int64_t> P(static_cast<size_t>(panels) * NP, pooled ? -1 : K / 2);
     const int ldo32 = 2 * ((N + 63) / 64);
     avec<uint32_t> out(static_cast<size_t>(M) * ldo32 + 8);
     auto once = [&]() {
 #pragma omp parallel num_threads(threads)
         {
-            avec<uint32_t> pc(MR * NP), orm(panels, 0);
-            const int ntiles = (M + MR - 1) / MR;
+            avec<uint32_t> pc(MR * NP);
             const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            const int a = ntiles * t / nt, b = ntiles * (t + 1) / nt;
-            for (int tile = a; tile < b; ++tile) {
-                const int r0 = tile * MR, R = std::min(MR, M - r0);
-                for (int p = 0; p < panels; ++p) {
+            if (pooled) {  // panels to threads, as the engine does for OR pooling
+                for (int p = t; p < panels; p += nt) {
                     const uint64_t* wpp = wp.data() + static_cast<size_t>(p) * W * NP;
                     if (isa == ISA_AVX512) {
-                        thr_tile_avx512(false, x.data() + static_cast<size_t>(r0) * W, W, R, wpp, W, P.data() + p * NP, 0,
-                                        out.data() + static_cast<size_t>(r0) * ldo32 + p, ldo32, nullptr);
-                    } else {
+                        out[p] = or_panel_avx512(x.data(), W, 0, M, wpp, W, P.data() + p * NP, panel_valid(N, p));
+                        continue;
+                    }
+                    uint32_t m = 0;
+                    for (int r0 = 0; r0 < M; r0 += MR) {
+                        const int R = std::min(MR, M - r0);
                         pc_tile(isa, false, x.data() + static_cast<size_t>(r0) * W, W, R, wpp, W, pc.data());
-                        for (int i = 0; i < R; ++i) {
-                            uint32_t m = 0;
-                            for (int j = 0; j < NP; ++j) m |= static_cast<uint32_t>(pc[i * NP + j] <= static_cast<uint32_t>(K / 2)) << j;
-                            out[static_cast<size_t>(r0 + i) * ldo32 + p] = m;
+                        for (int i = 0; i < R * NP; ++i) m |= static_cast<uint32_t>(static_cast<int64_t>(pc[i]) <= P[p * NP + i % NP]) << (i % NP);
+                    }
+                    out[p] = m;
+                }
+            } else {
+                const int ntiles = (M + MR - 1) / MR;
+                const int a = std::min(M, ntiles * t / nt * MR), b = std::min(M, ntiles * (t + 1) / nt * MR);
+                if (isa == ISA_AVX512) {
+                    if (a < b) thr_layer_avx512(x.data(), W, a, b, wp.data(), W, panels, P.data(), out.data(), ldo32);
+                } else {
+                    for (int r0 = a; r0 < b; r0 += MR) {
+                        const int R = std::min(MR, b - r0);
+                        for (int p = 0; p < panels; ++p) {
+                            pc_tile(isa, false, x.data() + static_cast<size_t>(r0) * W, W, R,
+                                    wp.data() + static_cast<size_t>(p) * W * NP, W, pc.data());
+                            for (int i = 0; i < R; ++i) {
+                                uint32_t m = 0;
+                                for (int j = 0; j < NP; ++j) m |= static_cast<uint32_t>(pc[i * NP + j] <= static_cast<uint32_t>(K / 2)) << j;
+                                out[static_cast<size_t>(r0 + i) * ldo32 + p] = m;
+                            }
                         }
                     }
                 }
@@ -935,10 +1073,12 @@ PYBIND11_MODULE(_engine, m) {
     m.def("popcount_gemm", &popcount_gemm, py::arg("x"), py::arg("w"), py::arg("and_mode") = false,
           py::arg("isa") = "scalar", "pc[m, n] = popcount(x[m] xor/and w[n]) over packed 64-bit words.");
     m.def("threshold_gemm", &threshold_gemm, py::arg("x"), py::arg("w"), py::arg("P"), py::arg("flip"),
-          py::arg("or_mode") = false, py::arg("isa") = "scalar",
+          py::arg("or_mode") = false, py::arg("isa") = "scalar", py::arg("threads") = 1,
           "Packed bits (popcount(x xor w) <= P) ^ flip; or_mode ORs over rows.");
     m.def("bench_gemm", &bench_gemm, py::arg("M"), py::arg("N"), py::arg("K"), py::arg("isa"), py::arg("reps") = 7,
-          py::arg("min_block_s") = 0.05, py::arg("threads") = 1);
+          py::arg("min_block_s") = 0.05, py::arg("threads") = 1, py::arg("pooled") = false,
+          "Median (wall s, calling-thread CPU s) of one M x K by N x K binary layer: thresholded bits out, or "
+          "with pooled=True OR-pooled over the M rows (the early exit disabled by an unreachable threshold).");
     py::class_<Engine>(m, "Engine")
         .def(py::init([](const py::list& bufs, const py::list& ops, int output, const std::string& isa) {
                  return std::make_unique<Engine>(bufs, ops, output, parse_isa(isa));

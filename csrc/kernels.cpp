@@ -373,6 +373,89 @@ T512 static void thr_tile_avx512_impl(bool or_mode, const uint64_t* X, size_t ld
 #undef ONEBIT_THR_CASE
 }
 
+// ---- short rows: weights in registers, rows streamed (see kernels.h)
+template <int W>
+T512 static inline void short_pc(const uint64_t* x, const __m512i (&w)[W][4], __m512i (&s)[4]) {
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        s[g] = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_set1_epi64(static_cast<long long>(x[0])), w[0][g]));
+#pragma GCC unroll 4
+        for (int k = 1; k < W; ++k)
+            s[g] = _mm512_add_epi64(s[g], _mm512_popcnt_epi64(_mm512_xor_si512(
+                                              _mm512_set1_epi64(static_cast<long long>(x[k])), w[k][g])));
+    }
+}
+
+T512 static inline uint32_t short_mask(const __m512i (&s)[4], const __m512i (&p)[4]) {
+    const __mmask16 lo = _mm512_kunpackb(_mm512_cmple_epi64_mask(s[1], p[1]), _mm512_cmple_epi64_mask(s[0], p[0]));
+    const __mmask16 hi = _mm512_kunpackb(_mm512_cmple_epi64_mask(s[3], p[3]), _mm512_cmple_epi64_mask(s[2], p[2]));
+    return static_cast<uint32_t>(_mm512_kunpackw(hi, lo));
+}
+
+template <int W>
+T512 static void thr_rows_512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, const int64_t* P,
+                              uint32_t* out, size_t ldo32) {
+    __m512i w[W][4], p[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        p[g] = _mm512_loadu_si512(P + 8 * g);
+#pragma GCC unroll 4
+        for (int k = 0; k < W; ++k) w[k][g] = _mm512_loadu_si512(wp + k * NP + 8 * g);
+    }
+    for (int r = 0; r < M; ++r) {
+        __m512i s[4];
+        short_pc<W>(X + r * ldx, w, s);
+        out[r * ldo32] = short_mask(s, p);
+    }
+}
+
+template <int W>
+T512 static uint32_t or_rows_512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, const int64_t* P,
+                                 uint32_t valid) {
+    constexpr int CHECK = 32;  // rows between early-exit checks
+    __m512i w[W][4], p[4], mn[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        p[g] = _mm512_loadu_si512(P + 8 * g);
+        mn[g] = _mm512_set1_epi64(1LL << 40);
+#pragma GCC unroll 4
+        for (int k = 0; k < W; ++k) w[k][g] = _mm512_loadu_si512(wp + k * NP + 8 * g);
+    }
+    uint32_t m = 0;
+    for (int r0 = 0; r0 < M; r0 += CHECK) {
+        const int r1 = (M - r0) < CHECK ? M : r0 + CHECK;
+        for (int r = r0; r < r1; ++r) {
+            __m512i s[4];
+            short_pc<W>(X + r * ldx, w, s);
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; ++g) mn[g] = _mm512_min_epu64(mn[g], s[g]);
+        }
+        m = short_mask(mn, p);
+        if ((m & valid) == valid) break;
+    }
+    return m & valid;
+}
+
+T512 static void thr_rows_avx512_impl(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W,
+                                      const int64_t* P, uint32_t* out, size_t ldo32) {
+    switch (W) {
+        case 1: return thr_rows_512<1>(X, ldx, M, wp, P, out, ldo32);
+        case 2: return thr_rows_512<2>(X, ldx, M, wp, P, out, ldo32);
+        case 3: return thr_rows_512<3>(X, ldx, M, wp, P, out, ldo32);
+        default: return thr_rows_512<4>(X, ldx, M, wp, P, out, ldo32);
+    }
+}
+
+T512 static uint32_t or_rows_avx512_impl(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W,
+                                         const int64_t* P, uint32_t valid) {
+    switch (W) {
+        case 1: return or_rows_512<1>(X, ldx, M, wp, P, valid);
+        case 2: return or_rows_512<2>(X, ldx, M, wp, P, valid);
+        case 3: return or_rows_512<3>(X, ldx, M, wp, P, valid);
+        default: return or_rows_512<4>(X, ldx, M, wp, P, valid);
+    }
+}
+
 // register-blocked float GEMM: RB rows x 64 columns of accumulators (4*RB zmm), masked column tails
 template <int RB>
 T512 static inline void fgemm_block_512(const float* x, int K, const float* wt, int N, float* z, int c0) {
@@ -441,6 +524,25 @@ void thr_tile_avx512(bool or_mode, const uint64_t* X, size_t ldx, int R, const u
 #else
     (void)or_mode; (void)X; (void)ldx; (void)R; (void)wp; (void)W; (void)P; (void)flip; (void)out;
     (void)ldo32; (void)ormask;
+#endif
+}
+
+void thr_rows_avx512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                     uint32_t* out, size_t ldo32) {
+#if ONEBIT_X86
+    thr_rows_avx512_impl(X, ldx, M, wp, W, P, out, ldo32);
+#else
+    (void)X; (void)ldx; (void)M; (void)wp; (void)W; (void)P; (void)out; (void)ldo32;
+#endif
+}
+
+uint32_t or_rows_avx512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                        uint32_t valid) {
+#if ONEBIT_X86
+    return or_rows_avx512_impl(X, ldx, M, wp, W, P, valid);
+#else
+    (void)X; (void)ldx; (void)M; (void)wp; (void)W; (void)P; (void)valid;
+    return 0;
 #endif
 }
 

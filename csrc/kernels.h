@@ -32,6 +32,17 @@ void pc_tile(int isa, bool and_mode, const uint64_t* X, size_t ldx, int R, const
 void thr_tile_avx512(bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W,
                      const int64_t* P, uint32_t flip, uint32_t* out, size_t ldo32, uint32_t* ormask);
 
+// Short rows (W <= SHORT_W words, e.g. K = 64 or 128): the panel's 32 channels x W words stay in registers
+// while the rows stream past, so there is no per-tile epilogue or reload (AVX-512 only).
+// thr_rows: out[r * ldo32] = mask of (pc <= P) for rows r < M.
+// or_rows: the OR over rows of that mask, i.e. [min over rows of pc <= P]; it stops as soon as every channel
+// of `valid` is set, since a max-pooled sign bit cannot change after that (the early exit of OR pooling).
+constexpr int SHORT_W = 4;
+void thr_rows_avx512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                     uint32_t* out, size_t ldo32);
+uint32_t or_rows_avx512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                        uint32_t valid);
+
 // z[r * N + n] = sum_k x[r * K + k] * wt[k * N + n]   (wt is K x N, i.e. W transposed).
 void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z);
 

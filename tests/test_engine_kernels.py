@@ -48,6 +48,31 @@ def test_threshold_gemm_bits_and_or(isa, m, n, k):
     np.testing.assert_array_equal(E.threshold_gemm(x, w, p, flip, True, isa), want_or)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m,n,k", [(1024, 100, 128), (700, 64, 64), (333, 45, 200), (2000, 130, 256), (97, 33, 192)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_or_pooling_late_firing_channels(isa, m, n, k, threads):
+    """OR pooling over many rows with thresholds most rows miss: channels turn on at scattered rows, so the
+    early exit and the compaction of still-unset channels (AVX-512 short rows) are exercised at every stage."""
+    rng = np.random.default_rng(m + 31 * n + k)
+    xb, x = _rand_bits(rng, m, k)
+    wb, w = _rand_bits(rng, n, k)
+    pc = (xb[:, None, :] != wb[None]).sum(-1)
+    flip = rng.integers(0, 2, n).astype(np.uint8)
+    # per channel, a bound hit by about one row in m / 4 … one in 4·m (some channels never fire)
+    q = rng.uniform(0.25 / m, 4.0 / m, n)
+    lo = np.array([np.quantile(pc[:, j], q[j]) for j in range(n)]).astype(np.int64)
+    hi = np.array([np.quantile(pc[:, j], 1 - q[j]) for j in range(n)]).astype(np.int64)
+    p = np.where(flip.astype(bool), hi, lo)  # flipped: bit = pc > P, so a high bound fires rarely
+    bits = (pc <= p) ^ flip.astype(bool)
+    first = np.where(bits.any(0), bits.argmax(0), m)
+    assert (first > 32).any() and (first < m).any() and (first == m).any()  # the stages all matter
+    want = pack_signs(np.where(bits.any(0, keepdims=True), 1.0, -1.0))
+    np.testing.assert_array_equal(E.threshold_gemm(x, w, p, flip, True, isa, threads), want)
+    want_rows = pack_signs(np.where(bits, 1.0, -1.0))
+    np.testing.assert_array_equal(E.threshold_gemm(x, w, p, flip, False, isa, threads), want_rows)
+
+
 def test_pack_unpack_roundtrip_sign_zero_is_plus_one():
     x = np.array([[0.0, -0.0, -1e-9, 2.0] + [-1.0] * 62 + [0.5]], np.float32)
     b = pack_signs(x)
