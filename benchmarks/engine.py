@@ -4,19 +4,25 @@
     python benchmarks/engine.py --report RAW      # docs/results/engine.md from the raw rows
 
 Sections:
-* kernels: binary GEMM microbenchmark (M=1024 points, thresholded bit output) per ISA, K = 64…1024;
+* kernels: binary GEMM microbenchmark (M=1024 points) per ISA, K = 64…1024, thresholded bit output, plus
+  the OR-pooled form (max pool before a sign) at K = 128 and 1024 with the early exit disabled;
   G binary-MAC/s from wall time and from the calling thread's CPU time (the host is shared);
 * models: pointnet_deploy / pointnet_vanilla / pointnet (bipointnet preset, calibrated BN), threads 1
   and 2, batch 1 and 32, 1024 points: torch eager, FP32 points-major (BN folded, addmm chain; whole
   batch and one cloud at a time), bf16 points-major (batch 1) and the engine, interleaved rounds;
 * table4: BiPointNet Table 4 rows (a)-(f) on pointnet_deploy: time and size (accuracy needs a
   trained checkpoint: --checkpoint adds it on ModelNet40 test);
-* profile: the engine's per-op native timers (thread CPU time) for each model.
+* profile: the engine's per-op native timers (thread CPU time) for each model;
+* sketches: Sketch-A-Net (dab-fbin and bnn) and ResNet-18 (dab-fbin) on 225/224-pixel sketch-like images:
+  torch eager, the FP32 twin and the engine, batch 1, 1 thread, plus the engine's per-op profile;
+* realdata (needs --checkpoint, a trained pointnet_deploy / pointnet_vanilla / pointnet): engine vs the
+  FP32 twin on real ModelNet40 test clouds, batch 1, 1 thread (the OR-pool early exit depends on the data).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -27,6 +33,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def machine() -> dict:
+    """CPU model, vCPU count and the ISA flags that matter here (figures differ between hosts)."""
+    info = {"cpu": platform.processor() or platform.machine(), "vcpus": os.cpu_count(), "flags": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            if line.startswith("model name") and info["cpu"] in ("", platform.machine(), platform.processor()):
+                info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                info["flags"] = [f for f in ("avx2", "avx512f", "avx512_vpopcntdq", "avx512_bf16", "amx_bf16")
+                                 if f in have]
+                break
+    except OSError:
+        pass
+    from onebit.runtime import _engine as E
+
+    info["engine_isa"] = E.best_isa()
+    return info
+
+
 def kernels(quick: bool) -> list[dict]:
     from onebit.runtime import _engine as E
 
@@ -34,11 +61,12 @@ def kernels(quick: bool) -> list[dict]:
     ks = (64, 128, 1024) if quick else (64, 128, 256, 512, 1024)
     for isa in E.supported_isas()[::-1]:
         for threads in ((1, 2) if isa == "avx512" else (1,)):
-            for k in ks:
+            for k, pooled in [(k, False) for k in ks] + [(128, True), (1024, True)]:
                 n = 1024
-                wall, cpu = E.bench_gemm(1024, n, k, isa, 5 if quick else 9, 0.05, threads)
+                wall, cpu = E.bench_gemm(1024, n, k, isa, 5 if quick else 9, 0.05, threads, pooled)
                 macs = 1024 * n * k
                 rows.append({"section": "kernels", "isa": isa, "threads": threads, "M": 1024, "N": n, "K": k,
+                             "output": "or-pooled" if pooled else "bits",
                              "wall_us": round(wall * 1e6, 2), "cpu_us": round(cpu * 1e6, 2),
                              "gmacs_wall": round(macs / wall / 1e9, 1),
                              "gmacs_cpu": round(macs / cpu / 1e9, 1) if threads == 1 and cpu > 0 else None})
@@ -169,6 +197,107 @@ def profile(quick: bool) -> list[dict]:
     return rows
 
 
+def sketches(quick: bool) -> list[dict]:
+    """Sketch-A-Net and ResNet-18 exports vs torch (images: the FP32 twin runs eager NCHW), with profiles."""
+    import tempfile
+
+    import numpy as np
+
+    from onebit.convert import resolve_spec
+    from onebit.export import export
+    from onebit.export.bench import bench_model, calibrated_model
+    from onebit.models import create
+    from onebit.runtime import load
+
+    fbin = resolve_spec("dab-fbin", input="ste_sign")
+    cases = [("sketch_a_net", "dab-fbin", fbin, {"input_size": 225}),
+             ("sketch_a_net", "bnn (preact)", "bnn", {"input_size": 225, "preact": True})]
+    if not quick:
+        cases.append(("resnet18", "dab-fbin", fbin, {}))
+    rows = []
+    for name, label, spec, opts in cases:
+        if name == "resnet18":
+            model = create("resnet18", 250, binarize=spec, **opts)
+            model.input_size = 224
+            model = calibrated_model(model, spec)
+        else:
+            model = calibrated_model(name, spec, num_classes=250, **opts)
+        r = bench_model(model, threads=1, batch=1, rounds=3 if quick else 5, min_block_s=0.1,
+                        runners=("torch-eager", "torch-fp32", "engine"), model_name=name)
+        for row in r:
+            row.update(section="sketches", preset=label)
+            print(json.dumps(row), flush=True)
+        rows += r
+        with tempfile.TemporaryDirectory() as tmp:
+            export(model, Path(tmp) / "m.onebit")
+            m = load(Path(tmp) / "m.onebit")
+            x = np.random.default_rng(0).random((1, m.input_channels, *m.input_hw)).astype(np.float32)
+            for op, us in m.profile(x, threads=1, repeats=5 if quick else 20):
+                rows.append({"section": "sketch_profile", "model": name, "preset": label, "op": op,
+                             "cpu_us": round(us, 2)})
+    return rows
+
+
+def realdata(checkpoint: str, quick: bool) -> list[dict]:
+    """A trained point model on real ModelNet40 test clouds, batch 1, 1 thread: the engine (whose OR-pooled
+    layers stop scanning points once a channel is set, so its time depends on the data) vs the FP32 twin
+    (points-major, BN folded) on the same clouds; plus the engine's accuracy on those clouds."""
+    import statistics
+    import tempfile
+
+    import h5py
+    import numpy as np
+    import torch
+
+    from onebit.export import build_graph, export
+    from onebit.export.bench import _block_ms, calibrated_model, float_twin, points_major
+    from onebit.runtime import load
+    from onebit.train.checkpoint import load_model
+
+    h5 = ROOT.parent / "shared" / "data" / "modelnet40" / "test.h5"
+    if not h5.exists():
+        print(f"realdata: {h5} is missing, section skipped", file=sys.stderr)
+        return []
+    model, _ = load_model(checkpoint)
+    model.eval()
+    name = (getattr(model, "onebit_config", None) or {}).get("name", type(model).__name__)
+    n_clouds = 8 if quick else 32
+    with h5py.File(h5, "r") as f:
+        idx = np.linspace(0, len(f["label"]) - 1, n_clouds).astype(int)
+        pts = np.stack([f["points"][i][:1024] for i in idx]).astype(np.float32)
+        lab = np.asarray(f["label"])[idx].reshape(-1)
+    rand = np.random.default_rng(0).standard_normal(pts.shape).astype(np.float32)
+    twin = float_twin(model)
+    g, t = build_graph(twin)
+    pm = points_major(g, t)
+    # the same architecture untrained (calibrated BN on random clouds), for the data dependence of the exit
+    cal = calibrated_model(name, (getattr(model, "onebit_config", None) or {}).get("binarize") or "bipointnet")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        export(model, Path(tmp) / "m.onebit", points=1024)
+        export(cal, Path(tmp) / "cal.onebit", points=1024)
+        eng, eng_cal = load(Path(tmp) / "m.onebit"), load(Path(tmp) / "cal.onebit")
+        acc = float((eng.run(pts, threads=1).argmax(-1) == lab).mean())
+        cases = {"engine (trained, ModelNet40 clouds)": lambda i: eng.run(pts[i:i + 1], 1),
+                 "engine (trained, Gaussian clouds)": lambda i: eng.run(rand[i:i + 1], 1),
+                 "engine (untrained, ModelNet40 clouds)": lambda i: eng_cal.run(pts[i:i + 1], 1),
+                 "torch-fp32-pm (ModelNet40 clouds)": lambda i: pm(torch.from_numpy(pts[i:i + 1]))}
+        samples = {k: [] for k in cases}
+        with torch.inference_mode():
+            for _ in range(2 if quick else 3):  # interleaved: every case on every cloud, in turn
+                for i in range(n_clouds):
+                    for k, fn in cases.items():
+                        samples[k].append(_block_ms(functools.partial(fn, i), 0.02)[1])  # thread CPU ms per call
+    for k, v in samples.items():
+        rows.append({"section": "realdata", "model": name, "runner": k, "threads": 1, "batch": 1, "points": 1024,
+                     "median_ms": round(statistics.median(v), 4), "min_ms": round(min(v), 4),
+                     "max_ms": round(max(v), 4), "cpu_median_ms": round(statistics.median(v), 4),
+                     "clouds": n_clouds, "engine_accuracy_on_clouds": round(100 * acc, 2),
+                     "checkpoint": str(checkpoint)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def _targets(rows) -> list[str]:
     """The issue's targets, each with the measured value (wall median; thread-CPU in brackets)."""
     def find(model, runner, threads, batch, section="models"):
@@ -217,23 +346,29 @@ def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
     """Render docs/results/engine.md (and the Table 4 speed/size figure) from the raw rows."""
     rows = json.loads(Path(raw_path).read_text())
     meta = next((r for r in rows if r.get("section") == "meta"), {})
+    cpu = meta.get("cpu", "?")
+    flags = ", ".join(meta.get("flags", [])) or "?"
     out = ["# onebit engine: measured results", "",
-           f"Measured {meta.get('date', '?')} on this project's machine (2 vCPU AMD EPYC Zen 4, shared with other "
-           f"workers while measuring: load average {meta.get('loadavg_end', ['?'])[0]} at the end of the run, 4-14 "
-           f"during this session), torch {meta.get('torch', '?')}. Reproduce with "
+           f"Measured {meta.get('date', '?')} on {meta.get('vcpus', '?')} vCPUs of {cpu} (flags: {flags}; engine "
+           f"ISA {meta.get('engine_isa', '?')}), load average {meta.get('loadavg_end', ['?'])[0]} at the end of the "
+           f"run, torch {meta.get('torch', '?')}, {meta.get('seconds', '?')} s. Reproduce with "
            "`python benchmarks/engine.py --raw /tmp/engine.raw.json && python benchmarks/engine.py --report "
-           "/tmp/engine.raw.json`. Latency = median over "
-           "interleaved rounds (range in brackets); *cpu* = CPU time of the calling thread, the better estimate of "
-           "uncontended 1-thread cost on this oversubscribed host. Speed-up = FP32 time / engine time, same "
-           "column (wall or cpu), same threads and batch.", ""]
+           "/tmp/engine.raw.json` (add `--checkpoint CKPT` and the `realdata` section for a trained model). "
+           "Latency = median over interleaved rounds (range in brackets); *cpu* = CPU time of the calling thread, "
+           "the better estimate of 1-thread cost on a shared host. Speed-up = FP32 time / engine time, same column "
+           "(wall or cpu), same threads and batch. Figures from other hosts differ: rerun the command.", ""]
     out += _targets(rows)
     kern = [r for r in rows if r.get("section") == "kernels"]
     if kern:
-        out += ["## Binary GEMM kernels (M = 1024 points, N = 1024 outputs, thresholded bit output)", "",
-                "| ISA | threads | K | µs (wall) | µs (cpu) | G bit-MAC/s (wall) | G bit-MAC/s (cpu) |",
-                "|---|---|---|---|---|---|---|"]
+        out += ["## Binary GEMM kernels (M = 1024 points, N = 1024 outputs)", "",
+                "*bits*: thresholded, packed bit output per point (a hidden layer); *or-pooled*: max pool over the "
+                "points before a sign, i.e. an OR of the per-point bits (a min of popcounts), with a threshold no "
+                "point reaches so the early exit never fires (the kernel's full-scan rate).", "",
+                "| ISA | threads | K | output | µs (wall) | µs (cpu) | G bit-MAC/s (wall) | G bit-MAC/s (cpu) |",
+                "|---|---|---|---|---|---|---|---|"]
         for r in kern:
-            out.append(f"| {r['isa']} | {r['threads']} | {r['K']} | {r['wall_us']:.0f} | {r['cpu_us']:.0f} | "
+            out.append(f"| {r['isa']} | {r['threads']} | {r['K']} | {r.get('output', 'bits')} | {r['wall_us']:.0f} | "
+                       f"{r['cpu_us']:.0f} | "
                        f"{r['gmacs_wall']:.0f} | {r['gmacs_cpu'] if r['gmacs_cpu'] is not None else '—'} |")
         out.append("")
     lat = [r for r in rows if r.get("section") == "models"]
@@ -296,6 +431,41 @@ def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
             for r in grp:
                 out.append(f"| {model} | {r['op']} | {r['cpu_us']:.1f} | {100 * r['cpu_us'] / tot:.0f}% |")
         out.append("")
+    sk = [r for r in rows if r.get("section") == "sketches"]
+    if sk:
+        out += ["## Sketch models (batch 1, 1 thread, 225×225 / 224×224 single-channel images)", "",
+                "| model | preset | runner | median ms [min–max] | cpu ms | file bytes | speed-up (wall / cpu) |",
+                "|---|---|---|---|---|---|---|"]
+        for key in dict.fromkeys((r["model"], r["preset"]) for r in sk):
+            grp = [r for r in sk if (r["model"], r["preset"]) == key]
+            eng = next((r for r in grp if r["runner"] == "engine"), None)
+            for r in grp:
+                sp = (f"{r['median_ms'] / eng['median_ms']:.1f}x / {r['cpu_median_ms'] / eng['cpu_median_ms']:.1f}x"
+                      if eng and r is not eng else "")
+                out.append(f"| {r['model']} | {r['preset']} | {r['runner']} | {r['median_ms']:.3f} "
+                           f"[{r['min_ms']:.3f}–{r['max_ms']:.3f}] | {r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {sp} |")
+        out.append("")
+        skp = [r for r in rows if r.get("section") == "sketch_profile"]
+        if skp:
+            out += ["Engine per-op time, sketch models (thread CPU time, top ops, µs):", ""]
+            for key in dict.fromkeys((r["model"], r["preset"]) for r in skp):
+                grp = sorted([r for r in skp if (r["model"], r["preset"]) == key], key=lambda r: -r["cpu_us"])
+                tot = sum(r["cpu_us"] for r in grp) or 1
+                top = ", ".join(f"{r['op']} {r['cpu_us']:.0f} ({100 * r['cpu_us'] / tot:.0f}%)" for r in grp[:6])
+                out.append(f"* {key[0]} {key[1]}: total {tot:.0f} µs; {top}")
+            out.append("")
+    rd = [r for r in rows if r.get("section") == "realdata"]
+    if rd:
+        fp = next((r for r in rd if r["runner"].startswith("torch")), None)
+        out += [f"## A trained checkpoint on real ModelNet40 test clouds (batch 1, 1 thread, {rd[0]['clouds']} clouds)",
+                "", f"Checkpoint `{rd[0]['checkpoint']}` ({rd[0]['model']}); the engine's accuracy on these clouds: "
+                f"{rd[0]['engine_accuracy_on_clouds']:.1f} %. Thread CPU time per cloud, median over clouds and "
+                "rounds (range in brackets).", "",
+                "| runner | median ms [min–max] | speed-up vs FP32 |", "|---|---|---|"]
+        for r in rd:
+            sp = f"{fp['median_ms'] / r['median_ms']:.1f}x" if fp and r is not fp else ""
+            out.append(f"| {r['runner']} | {r['median_ms']:.3f} [{r['min_ms']:.3f}–{r['max_ms']:.3f}] | {sp} |")
+        out.append("")
     out += _notes(rows)
     Path(md_path).write_text("\n".join(out) + "\n")
 
@@ -342,7 +512,8 @@ def _notes(rows) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--sections", default="kernels,models,table4,profile")
+    ap.add_argument("--sections", default="kernels,models,table4,profile,sketches",
+                    help="comma list: kernels, models, table4, profile, sketches, realdata (needs --checkpoint)")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engine.json"))
     ap.add_argument("--raw", default=None, metavar="FILE", help="also write all rows (kernels, profile, meta) to FILE")
@@ -373,14 +544,22 @@ def main(argv=None) -> int:
             rows += table4(args.quick, args.checkpoint)
         elif sec == "profile":
             rows += profile(args.quick)
+        elif sec == "sketches":
+            rows += sketches(args.quick)
+        elif sec == "realdata":
+            if not args.checkpoint:
+                print("section realdata needs --checkpoint (a trained point model)", file=sys.stderr)
+                return 2
+            rows += realdata(args.checkpoint, args.quick)
         else:
             print(f"unknown section {sec!r}", file=sys.stderr)
             return 2
-    meta = {"host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
+    meta = {"host": platform.node(), "python": platform.python_version(), "torch": torch.__version__, **machine(),
             "loadavg_end": [round(v, 1) for v in os.getloadavg()],
             "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     # engine.json: the latency rows (model, runner, threads, batch, points, median/min/max ms, file bytes)
-    latency = [dict(r, date=meta["date"]) for r in rows if r.get("section") in ("models", "table4") and "runner" in r]
+    latency = [dict(r, date=meta["date"]) for r in rows
+               if r.get("section") in ("models", "table4", "sketches", "realdata") and "runner" in r]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(latency, indent=1))

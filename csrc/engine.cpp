@@ -120,16 +120,19 @@ void fold_flips(uint64_t* w, int N, int W, int K, int64_t* P, const uint8_t* fli
     }
 }
 
-// The AVX-512 path of a thresholded XNOR layer (integer thresholds, flips folded into the weights).
-// Short rows keep each panel in registers (thr_rows); long rows use the 6x32 register tile, panel by panel so
-// the panel stays in L1 while the rows stream from L2.
-void thr_layer_avx512(const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wp, int W, int panels,
-                      const int64_t* P, uint32_t* out32, size_t ldo32) {
+// The vector paths of a thresholded XNOR layer (integer thresholds, flips folded into the weights).
+// Short rows keep each panel in registers (thr_rows, AVX-512 or AVX2); long rows use the AVX-512 6x32 register
+// tile, panel by panel so the panel stays in L1 while the rows stream from L2.
+inline bool has_fast_path(int isa, int W) { return isa == ISA_AVX512 || (isa == ISA_AVX2 && W <= SHORT_W); }
+
+void thr_layer(int isa, const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wp, int W, int panels,
+               const int64_t* P, uint32_t* out32, size_t ldo32) {
     for (int p = 0; p < panels; ++p) {
         const uint64_t* wpp = wp + static_cast<size_t>(p) * W * NP;
         if (W <= SHORT_W) {
-            thr_rows_avx512(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp, W, P + p * NP,
-                            out32 + static_cast<size_t>(r0) * ldo32 + p, ldo32);
+            (isa == ISA_AVX512 ? thr_rows_avx512 : thr_rows_avx2)(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp,
+                                                                  W, P + p * NP,
+                                                                  out32 + static_cast<size_t>(r0) * ldo32 + p, ldo32);
             continue;
         }
         for (int rt = r0; rt < r1; rt += MR)
@@ -144,22 +147,24 @@ inline uint32_t panel_valid(int N, int p) {
     return c >= 32 ? 0xFFFFFFFFu : ((1u << c) - 1);
 }
 
-// OR pooling of one panel over rows [r0, r1) on the AVX-512 path, with the early exit: once every channel of
-// the panel is set, the remaining rows cannot change the pooled bits.
-uint32_t or_panel_avx512(const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wpp, int W, const int64_t* P,
-                         uint32_t valid) {
-    if (W <= SHORT_W) return or_rows_avx512(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp, W, P, valid);
+// OR pooling of one panel over rows [r0, r1) on a vector path, with the early exit: once every channel of the
+// panel is set, the remaining rows cannot change the pooled bits.
+uint32_t or_panel(int isa, const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wpp, int W, const int64_t* P,
+                  uint32_t valid) {
+    if (W <= SHORT_W)
+        return (isa == ISA_AVX512 ? or_rows_avx512 : or_rows_avx2)(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp,
+                                                                   W, P, valid);
     uint32_t m = 0;
     for (int rt = r0; rt < r1 && (m & valid) != valid; rt += MR)
         thr_tile_avx512(true, X + static_cast<size_t>(rt) * ldx, ldx, std::min(MR, r1 - rt), wpp, W, P, 0, nullptr, 0, &m);
     return m & valid;
 }
 
-// OR pooling of a short-row XNOR layer (AVX-512) with the early exit made useful: a channel is final once
+// OR pooling of a short-row XNOR layer (vector paths) with the early exit made useful: a channel is final once
 // one row sets it, so after each stage (rows [0, 32), [32, 128), [128, 512), ...) the channels still unset
 // are gathered into fresh, dense panels and only those scan the remaining rows. Panel-level exits alone
 // rarely fire (all 32 channels of a panel must be set); compaction turns every set channel into saved work.
-void or_pool_compact(const uint64_t* wp0, const int64_t* P0, int N, int W, const uint64_t* X, size_t ldx, int M,
+void or_pool_compact(int isa, const uint64_t* wp0, const int64_t* P0, int N, int W, const uint64_t* X, size_t ldx, int M,
                  uint32_t* out, int threads) {
     const int panels = (N + NP - 1) / NP;
     std::vector<uint32_t> orm(panels, 0);
@@ -176,7 +181,7 @@ void or_pool_compact(const uint64_t* wp0, const int64_t* P0, int N, int W, const
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && npan >= 2 * threads)
         for (int q = 0; q < npan; ++q) {
             const uint32_t valid = dense ? panel_valid(N, q) : panel_valid(static_cast<int>(act.size()), q);
-            got[q] = or_panel_avx512(X, ldx, r0, r1, wp + static_cast<size_t>(q) * W * NP, W, P + q * NP, valid);
+            got[q] = or_panel(isa, X, ldx, r0, r1, wp + static_cast<size_t>(q) * W * NP, W, P + q * NP, valid);
         }
         // fold the stage's bits into the pooled mask
         if (dense) {
@@ -635,26 +640,9 @@ class Engine {
     }
 
     void run_quant(const Op& op, const BufSpec& bi, int M, const float* x, uint64_t* out, int ldo) const {
-        const int C = bi.cols;
-        if (!op.mul.empty()) {
-            // affine row into a scratch row (vectorised loop), then the packed compare of the plain sign
-            avec<float> z(C);
-            const float* mul = op.mul.data();
-            const float* add = op.add.data();
-            for (int r = 0; r < M; ++r) {
-                uint64_t* o = out + static_cast<size_t>(r) * ldo;
-                const float* xr = x + static_cast<size_t>(r) * C;
-                for (int c = 0; c < C; ++c) z[c] = mul[c] * xr[c] + add[c];
-                for (int w = 0; w < ldo; ++w) o[w] = 0;
-                pack_ge(isa_, z.data(), C, 0.f, o);
-            }
-            return;
-        }
-        for (int r = 0; r < M; ++r) {
-            uint64_t* o = out + static_cast<size_t>(r) * ldo;
-            for (int w = 0; w < ldo; ++w) o[w] = 0;
-            pack_ge(isa_, x + static_cast<size_t>(r) * C, C, 0.f, o);  // bit = x >= 0: sign(0) = +1
-        }
+        // bit = [mul·x + add >= 0] (a folded BatchNorm), or the plain sign (sign(0) = +1)
+        const bool affine = !op.mul.empty();
+        quant_rows(isa_, x, M, bi.cols, affine ? op.mul.data() : nullptr, affine ? op.add.data() : nullptr, out, ldo);
     }
 
     // value -> output, shared by the float layer and the generic binary epilogue
@@ -699,6 +687,9 @@ class Engine {
                   static_cast<uint64_t*>(outp), words, op.out_mode == OUT_OR);
             return;
         }
+        if (op.out_mode == OUT_F32 &&
+            flinear_small(isa_, x, M, op.K, op.ws.data(), op.add.data(), op.N, op.lo, op.hi, static_cast<float*>(outp)))
+            return;  // e.g. xyz -> 64 feeding a float feature transform: weights in registers, rows streamed
         constexpr int RB = 64;
         s.z.resize(static_cast<size_t>(RB) * op.N);
         begin_pool(op, s);
@@ -738,20 +729,20 @@ class Engine {
     // rows [r0, r1) of a binary layer; OR masks go to orm (one uint32 per panel)
     void blinear_rows(const Op& op, int r0, int r1, const uint64_t* X, int ldx, void* outp, uint32_t* orm,
                       Scratch& s, int32_t* raw) const {
-        const bool fast = isa_ == ISA_AVX512 && op.int_thr && raw == nullptr;
+        const bool fast = has_fast_path(isa_, op.W) && op.int_thr && raw == nullptr;
         const int ldo32 = 2 * ((op.N + 63) / 64);
         uint32_t* out32 = static_cast<uint32_t*>(outp);
         const int ldo = op.out_mode == OUT_BITS ? (op.N + 63) / 64 : op.N;
         const bool or_mode = op.out_mode == OUT_OR;
         if (fast) {
             if (!or_mode) {
-                thr_layer_avx512(X, ldx, r0, r1, op.wp.data(), op.W, op.panels, op.P.data(), out32, ldo32);
+                thr_layer(isa_, X, ldx, r0, r1, op.wp.data(), op.W, op.panels, op.P.data(), out32, ldo32);
                 return;
             }
             for (int p = 0; p < op.panels; ++p) {
                 const uint32_t valid = panel_valid(op.N, p);
                 if (orm[p] != valid)
-                    orm[p] |= or_panel_avx512(X, ldx, r0, r1, op.wp.data() + static_cast<size_t>(p) * op.W * NP, op.W,
+                    orm[p] |= or_panel(isa_, X, ldx, r0, r1, op.wp.data() + static_cast<size_t>(p) * op.W * NP, op.W,
                                               op.P.data() + p * NP, valid);
             }
             return;
@@ -829,10 +820,10 @@ class Engine {
         s.rowpc.resize(MR);
         const bool pooled_float = op.out_mode == OUT_MAX || op.out_mode == OUT_AVG;
         const int ntiles = (M + MR - 1) / MR;
-        if (op.out_mode == OUT_OR && op.int_thr && raw == nullptr && isa_ == ISA_AVX512 && op.W <= SHORT_W) {
+        if (op.out_mode == OUT_OR && op.int_thr && raw == nullptr && has_fast_path(isa_, op.W) && op.W <= SHORT_W) {
             // OR pooling with compaction of the unset channels; inside one cloud, panels (not rows) go to the
             // threads so every panel keeps its early exit
-            or_pool_compact(op.wp.data(), op.P.data(), op.N, op.W, X, ldx, M, static_cast<uint32_t*>(outp), threads);
+            or_pool_compact(isa_, op.wp.data(), op.P.data(), op.N, op.W, X, ldx, M, static_cast<uint32_t*>(outp), threads);
             return;
         }
         if (threads > 1 && ntiles >= 2 * threads && !pooled_float && raw == nullptr && op.int_thr) {
@@ -939,14 +930,14 @@ py::array_t<uint64_t> threshold_gemm(u64arr x, u64arr w, py::array_t<int64_t, py
     std::memset(out.mutable_data(), 0, sizeof(uint64_t) * rows * words);
     uint32_t* o32 = reinterpret_cast<uint32_t*>(out.mutable_data());
     avec<uint32_t> orm(panels, 0), pc(MR * NP);
-    if (isa == ISA_AVX512) {  // exactly the engine's AVX-512 paths (short rows in registers, OR compaction)
+    if (has_fast_path(isa, W)) {  // exactly the engine's vector paths (short rows in registers, OR compaction)
         if (!or_mode) {
-            thr_layer_avx512(x.data(), W, 0, M, wp.data(), W, panels, Pp.data(), o32, ldo32);
+            thr_layer(isa, x.data(), W, 0, M, wp.data(), W, panels, Pp.data(), o32, ldo32);
         } else if (W <= SHORT_W) {
-            or_pool_compact(wp.data(), Pp.data(), N, W, x.data(), W, M, o32, threads);
+            or_pool_compact(isa, wp.data(), Pp.data(), N, W, x.data(), W, M, o32, threads);
         } else {
             for (int p = 0; p < panels; ++p)
-                o32[p] = or_panel_avx512(x.data(), W, 0, M, wp.data() + static_cast<size_t>(p) * W * NP, W,
+                o32[p] = or_panel(isa, x.data(), W, 0, M, wp.data() + static_cast<size_t>(p) * W * NP, W,
                                          Pp.data() + p * NP, panel_valid(N, p));
         }
         return out;
@@ -1003,8 +994,8 @@ std::pair<double, double> bench_gemm(int M, int N, int K, const std::string& isa
             if (pooled) {  // panels to threads, as the engine does for OR pooling
                 for (int p = t; p < panels; p += nt) {
                     const uint64_t* wpp = wp.data() + static_cast<size_t>(p) * W * NP;
-                    if (isa == ISA_AVX512) {
-                        out[p] = or_panel_avx512(x.data(), W, 0, M, wpp, W, P.data() + p * NP, panel_valid(N, p));
+                    if (has_fast_path(isa, W)) {
+                        out[p] = or_panel(isa, x.data(), W, 0, M, wpp, W, P.data() + p * NP, panel_valid(N, p));
                         continue;
                     }
                     uint32_t m = 0;
@@ -1018,8 +1009,8 @@ std::pair<double, double> bench_gemm(int M, int N, int K, const std::string& isa
             } else {
                 const int ntiles = (M + MR - 1) / MR;
                 const int a = std::min(M, ntiles * t / nt * MR), b = std::min(M, ntiles * (t + 1) / nt * MR);
-                if (isa == ISA_AVX512) {
-                    if (a < b) thr_layer_avx512(x.data(), W, a, b, wp.data(), W, panels, P.data(), out.data(), ldo32);
+                if (has_fast_path(isa, W)) {
+                    if (a < b) thr_layer(isa, x.data(), W, a, b, wp.data(), W, panels, P.data(), out.data(), ldo32);
                 } else {
                     for (int r0 = a; r0 < b; r0 += MR) {
                         const int R = std::min(MR, b - r0);

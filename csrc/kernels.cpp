@@ -248,6 +248,95 @@ T256 static void pc_tile_avx2(const uint64_t* X, size_t ldx, int R, const uint64
     }
 }
 
+// ---- AVX2 short rows: 8 channels (two ymm of 4 words) per pass over the rows, weights in registers; byte
+// popcounts summed over the W words, then vpsadbw to one count per channel
+template <int W>
+T256 static inline void short_counts_avx2(const uint64_t* x, const __m256i (&w)[W][2], __m256i lut, __m256i low,
+                                          __m256i& s0, __m256i& s1) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i c0 = zero, c1 = zero;
+#pragma GCC unroll 4
+    for (int k = 0; k < W; ++k) {
+        const __m256i a = _mm256_set1_epi64x(static_cast<long long>(x[k]));
+        c0 = _mm256_add_epi8(c0, popcnt8_avx2(_mm256_xor_si256(a, w[k][0]), lut, low));
+        c1 = _mm256_add_epi8(c1, popcnt8_avx2(_mm256_xor_si256(a, w[k][1]), lut, low));
+    }
+    s0 = _mm256_sad_epu8(c0, zero);
+    s1 = _mm256_sad_epu8(c1, zero);
+}
+
+// 8 bits: [pc <= P] for the two groups of 4 channels (p = P + 1, so the test is p > pc)
+T256 static inline uint32_t short_mask_avx2(__m256i p0, __m256i p1, __m256i s0, __m256i s1) {
+    return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(p0, s0)))) |
+           (static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(p1, s1)))) << 4);
+}
+
+template <int W, bool OR>
+T256 static uint32_t short_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, const int64_t* P,
+                                     uint8_t* out8, size_t ldo8, uint32_t valid) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi64x(1);
+    uint32_t result = 0;
+    for (int sp = 0; sp < NP / 8; ++sp) {
+        const uint32_t vmask = (valid >> (8 * sp)) & 0xFFu;
+        __m256i w[W][2];
+#pragma GCC unroll 4
+        for (int k = 0; k < W; ++k)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; ++h)
+                w[k][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + k * NP + 8 * sp + 4 * h));
+        // pc <= P  <=>  P + 1 > pc
+        const __m256i p0 = _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(P + 8 * sp)), one);
+        const __m256i p1 = _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(P + 8 * sp + 4)), one);
+        __m256i mn0 = _mm256_set1_epi32(1 << 30), mn1 = mn0;
+        if (OR) {
+            if (!vmask) continue;
+            uint32_t m = 0;
+            for (int r0 = 0; r0 < M && (m & vmask) != vmask; r0 += 32) {
+                const int r1 = (M - r0) < 32 ? M : r0 + 32;
+                for (int r = r0; r < r1; ++r) {
+                    __m256i s0, s1;
+                    short_counts_avx2<W>(X + r * ldx, w, lut, low, s0, s1);
+                    mn0 = _mm256_min_epu32(mn0, s0);  // counts < 2^31 in the low dword, high dword 0
+                    mn1 = _mm256_min_epu32(mn1, s1);
+                }
+                m = short_mask_avx2(p0, p1, mn0, mn1);
+            }
+            result |= (m & vmask) << (8 * sp);
+            continue;
+        }
+        for (int r = 0; r < M; ++r) {
+            __m256i s0, s1;
+            short_counts_avx2<W>(X + r * ldx, w, lut, low, s0, s1);
+            out8[r * ldo8 + sp] = static_cast<uint8_t>(short_mask_avx2(p0, p1, s0, s1));
+        }
+    }
+    return result;
+}
+
+T256 static void thr_rows_avx2_impl(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                                    uint32_t* out, size_t ldo32) {
+    uint8_t* o8 = reinterpret_cast<uint8_t*>(out);  // little-endian: byte sp of the panel's 32-bit mask
+    const size_t ld8 = 4 * ldo32;
+    switch (W) {
+        case 1: short_rows_avx2<1, false>(X, ldx, M, wp, P, o8, ld8, ~0u); break;
+        case 2: short_rows_avx2<2, false>(X, ldx, M, wp, P, o8, ld8, ~0u); break;
+        case 3: short_rows_avx2<3, false>(X, ldx, M, wp, P, o8, ld8, ~0u); break;
+        default: short_rows_avx2<4, false>(X, ldx, M, wp, P, o8, ld8, ~0u); break;
+    }
+}
+
+T256 static uint32_t or_rows_avx2_impl(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W,
+                                       const int64_t* P, uint32_t valid) {
+    switch (W) {
+        case 1: return short_rows_avx2<1, true>(X, ldx, M, wp, P, nullptr, 0, valid);
+        case 2: return short_rows_avx2<2, true>(X, ldx, M, wp, P, nullptr, 0, valid);
+        case 3: return short_rows_avx2<3, true>(X, ldx, M, wp, P, nullptr, 0, valid);
+        default: return short_rows_avx2<4, true>(X, ldx, M, wp, P, nullptr, 0, valid);
+    }
+}
+
 T256 static void fgemm_avx2(const float* x, int R, int K, const float* wt, int N, float* z) {
     fgemm_scalar(x, R, K, wt, N, z);  // same loop, vectorised by the compiler for AVX2+FMA here
 }
@@ -392,20 +481,42 @@ T512 static inline uint32_t short_mask(const __m512i (&s)[4], const __m512i (&p)
     return static_cast<uint32_t>(_mm512_kunpackw(hi, lo));
 }
 
+// Bits out in 32-bit lanes: the panel's qword words are split into dword halves once per call, so a row costs
+// 4W xor + 4W vpopcntd and just two compares for 32 channels (the qword form needs four compares and three
+// mask merges, which compete with vpopcnt for the same port on Intel cores).
 template <int W>
 T512 static void thr_rows_512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, const int64_t* P,
                               uint32_t* out, size_t ldo32) {
-    __m512i w[W][4], p[4];
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    __m512i w[2 * W][2], p[2];  // [dword chunk h of the row][channels 16 h2 .. 16 h2 + 15]
+#pragma GCC unroll 2
+    for (int h2 = 0; h2 < 2; ++h2) {
+        p[h2] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_loadu_si512(P + 16 * h2))),
+                                   _mm512_cvtepi64_epi32(_mm512_loadu_si512(P + 16 * h2 + 8)), 1);
 #pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) {
-        p[g] = _mm512_loadu_si512(P + 8 * g);
-#pragma GCC unroll 4
-        for (int k = 0; k < W; ++k) w[k][g] = _mm512_loadu_si512(wp + k * NP + 8 * g);
+        for (int k = 0; k < W; ++k) {
+            const __m512i a = _mm512_loadu_si512(wp + k * NP + 16 * h2), b = _mm512_loadu_si512(wp + k * NP + 16 * h2 + 8);
+            w[2 * k][h2] = _mm512_permutex2var_epi32(a, even, b);     // low halves of the 16 channels' word k
+            w[2 * k + 1][h2] = _mm512_permutex2var_epi32(a, odd, b);  // high halves
+        }
     }
     for (int r = 0; r < M; ++r) {
-        __m512i s[4];
-        short_pc<W>(X + r * ldx, w, s);
-        out[r * ldo32] = short_mask(s, p);
+        const uint32_t* x = reinterpret_cast<const uint32_t*>(X + r * ldx);
+        __m512i s0, s1;
+        {
+            const __m512i xb = _mm512_set1_epi32(static_cast<int>(x[0]));
+            s0 = _mm512_popcnt_epi32(_mm512_xor_si512(xb, w[0][0]));
+            s1 = _mm512_popcnt_epi32(_mm512_xor_si512(xb, w[0][1]));
+        }
+#pragma GCC unroll 8
+        for (int h = 1; h < 2 * W; ++h) {
+            const __m512i xb = _mm512_set1_epi32(static_cast<int>(x[h]));
+            s0 = _mm512_add_epi32(s0, _mm512_popcnt_epi32(_mm512_xor_si512(xb, w[h][0])));
+            s1 = _mm512_add_epi32(s1, _mm512_popcnt_epi32(_mm512_xor_si512(xb, w[h][1])));
+        }
+        const __mmask16 m0 = _mm512_cmple_epi32_mask(s0, p[0]), m1 = _mm512_cmple_epi32_mask(s1, p[1]);
+        out[r * ldo32] = static_cast<uint32_t>(_mm512_kunpackw(m1, m0));
     }
 }
 
@@ -453,6 +564,61 @@ T512 static uint32_t or_rows_avx512_impl(const uint64_t* X, size_t ldx, int M, c
         case 2: return or_rows_512<2>(X, ldx, M, wp, P, valid);
         case 3: return or_rows_512<3>(X, ldx, M, wp, P, valid);
         default: return or_rows_512<4>(X, ldx, M, wp, P, valid);
+    }
+}
+
+// ---- float rows to bits, small float layers
+T512 static void quant_rows_avx512(const float* x, int M, int C, const float* mul, const float* add, uint64_t* out,
+                                   size_t ldo) {
+    const int words = (C + 63) / 64;
+    for (int r = 0; r < M; ++r) {
+        const float* xr = x + static_cast<size_t>(r) * C;
+        uint64_t* o = out + static_cast<size_t>(r) * ldo;
+        for (int w = 0; w < words; ++w) {
+            uint64_t m = 0;
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; ++g) {
+                const int c = 64 * w + 16 * g;
+                if (c >= C) break;
+                const __mmask16 lm = (C - c) >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                                   : static_cast<__mmask16>((1u << (C - c)) - 1);
+                __m512 v = _mm512_maskz_loadu_ps(lm, xr + c);
+                if (mul)  // multiply, then add (no FMA): the same rounding as the portable path
+                    v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(lm, mul + c)), _mm512_maskz_loadu_ps(lm, add + c));
+                m |= static_cast<uint64_t>(_mm512_mask_cmp_ps_mask(lm, v, _mm512_setzero_ps(), _CMP_GE_OQ)) << (16 * g);
+            }
+            o[w] = m;
+        }
+    }
+}
+
+template <int KK>
+T512 static void flinear_small_avx512(const float* x, int R, const float* ws, const float* add, int N, float lo,
+                                      float hi, float* y) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int c0 = 0; c0 < N; c0 += 64) {  // 64 channels of weights in registers, all rows streamed
+        __mmask16 lm[4];
+        __m512 w[KK][4], b[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) {
+            const int c = c0 + 16 * g;
+            lm[g] = c >= N ? 0 : (N - c) >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (N - c)) - 1);
+            b[g] = _mm512_maskz_loadu_ps(lm[g], add + (c < N ? c : 0));
+#pragma GCC unroll 4
+            for (int k = 0; k < KK; ++k) w[k][g] = _mm512_maskz_loadu_ps(lm[g], ws + static_cast<size_t>(k) * N + (c < N ? c : 0));
+        }
+        for (int r = 0; r < R; ++r) {
+            const float* xr = x + static_cast<size_t>(r) * KK;
+            float* yr = y + static_cast<size_t>(r) * N;
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; ++g) {
+                if (!lm[g]) break;
+                __m512 v = b[g];
+#pragma GCC unroll 4
+                for (int k = 0; k < KK; ++k) v = _mm512_fmadd_ps(_mm512_set1_ps(xr[k]), w[k][g], v);
+                _mm512_mask_storeu_ps(yr + c0 + 16 * g, lm[g], _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
+            }
+        }
     }
 }
 
@@ -573,6 +739,59 @@ void fbits(int isa, const float* x, int R, int K, const float* ws, const float* 
 #endif
     (void)isa;
     fbits_scalar(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
+}
+
+void thr_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                   uint32_t* out, size_t ldo32) {
+#if ONEBIT_X86
+    thr_rows_avx2_impl(X, ldx, M, wp, W, P, out, ldo32);
+#else
+    (void)X; (void)ldx; (void)M; (void)wp; (void)W; (void)P; (void)out; (void)ldo32;
+#endif
+}
+
+uint32_t or_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                      uint32_t valid) {
+#if ONEBIT_X86
+    return or_rows_avx2_impl(X, ldx, M, wp, W, P, valid);
+#else
+    (void)X; (void)ldx; (void)M; (void)wp; (void)W; (void)P; (void)valid;
+    return 0;
+#endif
+}
+
+void quant_rows(int isa, const float* x, int M, int C, const float* mul, const float* add, uint64_t* out, size_t ldo) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) return quant_rows_avx512(x, M, C, mul, add, out, ldo);
+#endif
+    const int words = (C + 63) / 64;
+    for (int r = 0; r < M; ++r) {
+        const float* xr = x + static_cast<size_t>(r) * C;
+        uint64_t* o = out + static_cast<size_t>(r) * ldo;
+        for (int w = 0; w < words; ++w) o[w] = 0;
+        for (int c = 0; c < C; ++c) {
+            const float v = mul ? mul[c] * xr[c] + add[c] : xr[c];
+            o[c >> 6] |= static_cast<uint64_t>(v >= 0.f) << (c & 63);
+        }
+    }
+    (void)isa;
+}
+
+bool flinear_small(int isa, const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
+                   float* y) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) {
+        switch (K) {
+            case 1: flinear_small_avx512<1>(x, R, ws, add, N, lo, hi, y); return true;
+            case 2: flinear_small_avx512<2>(x, R, ws, add, N, lo, hi, y); return true;
+            case 3: flinear_small_avx512<3>(x, R, ws, add, N, lo, hi, y); return true;
+            case 4: flinear_small_avx512<4>(x, R, ws, add, N, lo, hi, y); return true;
+            default: return false;
+        }
+    }
+#endif
+    (void)isa; (void)x; (void)R; (void)K; (void)ws; (void)add; (void)N; (void)lo; (void)hi; (void)y;
+    return false;
 }
 
 void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z) {

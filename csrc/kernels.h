@@ -43,6 +43,12 @@ void thr_rows_avx512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, i
 uint32_t or_rows_avx512(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
                         uint32_t valid);
 
+// The same two short-row kernels on AVX2 (vpshufb nibble popcount, 8 channels per pass over the rows).
+void thr_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                   uint32_t* out, size_t ldo32);
+uint32_t or_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                      uint32_t valid);
+
 // z[r * N + n] = sum_k x[r * K + k] * wt[k * N + n]   (wt is K x N, i.e. W transposed).
 void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z);
 
@@ -54,5 +60,14 @@ void pack_ge(int isa, const float* z, int N, float off, uint64_t* out);
 // rows are ORed into out[0 .. words).
 void fbits(int isa, const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
            float off, uint64_t* out, size_t ldo, bool or_mode);
+
+// Rows of floats to packed sign bits: bit(r, c) = [mul[c] * x[r, c] + add[c] >= 0] (mul/add may be null: plain
+// sign, sign(0) = +1). Rows go to out + r * ldo words; padding bits are 0.
+void quant_rows(int isa, const float* x, int M, int C, const float* mul, const float* add, uint64_t* out, size_t ldo);
+
+// Small float layer (K <= 4 inputs) with float output: y[r, n] = clamp(add[n] + sum_k x[r, k] * ws[k, n], lo, hi).
+// Returns false when this ISA / shape has no special kernel (the caller then takes the GEMM path).
+bool flinear_small(int isa, const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
+                   float* y);
 
 }  // namespace onebit
