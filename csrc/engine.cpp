@@ -762,6 +762,19 @@ class Engine {
                 const uint64_t* wpp = op.wp.data() + static_cast<size_t>(p) * op.W * NP;
                 pc_tile(isa_, op.and_mode, Xt, ldx, R, wpp, op.W, s.pc.data());
                 const int cmax = std::min(NP, op.N - p * NP);
+                if (!op.int_thr && raw == nullptr && isa_ == ISA_AVX512 && (op.out_mode == OUT_BITS || or_mode)) {
+                    // vector float epilogue (DAB's AND product, or XNOR with a float affine): one mask per row
+                    uint32_t masks[MR];
+                    const int c0 = p * NP;
+                    affine_bits_avx512(op.and_mode, s.pc.data(), R, s.rowpc.data(), op.and_mode ? op.ecnt.data() + c0 : nullptr,
+                                       op.mul.data() + c0, op.and_mode ? op.rowc.data() + c0 : nullptr, op.add.data() + c0,
+                                       op.Kv, op.lo, op.hi, op.offset, cmax, masks);
+                    for (int i = 0; i < R; ++i) {
+                        if (or_mode) reinterpret_cast<uint32_t*>(s.orm.data())[p] |= masks[i];
+                        else out32[static_cast<size_t>(rt + i) * ldo32 + p] = masks[i];
+                    }
+                    continue;
+                }
                 for (int i = 0; i < R; ++i) {
                     const int r = rt + i;
                     const uint32_t* pci = s.pc.data() + i * NP;

@@ -622,6 +622,44 @@ T512 static void flinear_small_avx512(const float* x, int R, const float* ws, co
     }
 }
 
+T512 static void affine_bits_avx512_impl(bool and_mode, const uint32_t* pc, int R, const int32_t* px,
+                                         const int32_t* ecnt, const float* mul, const float* rowc, const float* add,
+                                         int Kv, float lo, float hi, float off, int cmax, uint32_t* out) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), voff = _mm512_set1_ps(off);
+    __mmask16 lm[2];
+    __m512 m[2], a[2], rc[2];
+    __m512i e[2];
+    for (int h = 0; h < 2; ++h) {
+        const int c = 16 * h;
+        lm[h] = c >= cmax ? 0 : (cmax - c) >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (cmax - c)) - 1);
+        m[h] = _mm512_loadu_ps(mul + c);
+        a[h] = _mm512_loadu_ps(add + c);
+        rc[h] = and_mode ? _mm512_loadu_ps(rowc + c) : _mm512_setzero_ps();
+        e[h] = and_mode ? _mm512_loadu_si512(ecnt + c) : _mm512_setzero_si512();
+    }
+    const __m512i kv = _mm512_set1_epi32(Kv);
+    for (int i = 0; i < R; ++i) {
+        uint32_t mask = 0;
+        for (int h = 0; h < 2; ++h) {
+            const __m512i p = _mm512_loadu_si512(pc + i * NP + 16 * h);
+            __m512 v;
+            if (and_mode) {
+                const __m512i dot = _mm512_add_epi32(
+                    _mm512_sub_epi32(_mm512_slli_epi32(p, 2), _mm512_set1_epi32(2 * px[i])), e[h]);
+                const float sum = static_cast<float>(2 * px[i] - Kv);
+                v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(m[h], _mm512_cvtepi32_ps(dot)),
+                                                _mm512_mul_ps(rc[h], _mm512_set1_ps(sum))), a[h]);
+            } else {
+                const __m512i dot = _mm512_sub_epi32(kv, _mm512_slli_epi32(p, 1));
+                v = _mm512_add_ps(_mm512_mul_ps(m[h], _mm512_cvtepi32_ps(dot)), a[h]);
+            }
+            v = _mm512_sub_ps(_mm512_min_ps(_mm512_max_ps(v, vlo), vhi), voff);
+            mask |= static_cast<uint32_t>(_mm512_mask_cmp_ps_mask(lm[h], v, _mm512_setzero_ps(), _CMP_GE_OQ)) << (16 * h);
+        }
+        out[i] = mask;
+    }
+}
+
 // register-blocked float GEMM: RB rows x 64 columns of accumulators (4*RB zmm), masked column tails
 template <int RB>
 T512 static inline void fgemm_block_512(const float* x, int K, const float* wt, int N, float* z, int c0) {
@@ -757,6 +795,17 @@ uint32_t or_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, 
 #else
     (void)X; (void)ldx; (void)M; (void)wp; (void)W; (void)P; (void)valid;
     return 0;
+#endif
+}
+
+void affine_bits_avx512(bool and_mode, const uint32_t* pc, int R, const int32_t* px, const int32_t* ecnt,
+                        const float* mul, const float* rowc, const float* add, int Kv, float lo, float hi, float off,
+                        int cmax, uint32_t* out) {
+#if ONEBIT_X86
+    affine_bits_avx512_impl(and_mode, pc, R, px, ecnt, mul, rowc, add, Kv, lo, hi, off, cmax, out);
+#else
+    (void)and_mode; (void)pc; (void)R; (void)px; (void)ecnt; (void)mul; (void)rowc; (void)add; (void)Kv; (void)lo;
+    (void)hi; (void)off; (void)cmax; (void)out;
 #endif
 }
 

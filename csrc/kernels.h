@@ -49,6 +49,15 @@ void thr_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int
 uint32_t or_rows_avx2(const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
                       uint32_t valid);
 
+// Vector epilogue of a binary layer with a float affine (DAB's AND product, or XNOR without integer bounds):
+// for rows i < R of a popcount tile pc[i * 32 + j] (32 channels from c0), value
+//   AND:  v = mul·(4 pc − 2 px_i + ecnt) + rowc·(2 px_i − Kv) + add     XNOR: v = mul·(Kv − 2 pc) + add
+// clamped to [lo, hi], bit = [v − off >= 0]; out[i] = the 32-channel mask (channels >= cmax are 0). The float
+// operations and their order are those of the portable epilogue, so every ISA gives the same bits.
+void affine_bits_avx512(bool and_mode, const uint32_t* pc, int R, const int32_t* px, const int32_t* ecnt,
+                        const float* mul, const float* rowc, const float* add, int Kv, float lo, float hi, float off,
+                        int cmax, uint32_t* out);
+
 // z[r * N + n] = sum_k x[r * K + k] * wt[k * N + n]   (wt is K x N, i.e. W transposed).
 void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float* z);
 
