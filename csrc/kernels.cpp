@@ -695,6 +695,8 @@ T512 static inline void fgemm_block_512(const float* x, int K, const float* wt, 
 
 T512 static void fgemm_avx512(const float* x, int R, int K, const float* wt, int N, float* z) {
     int r = 0;
+    for (; r + 6 <= R; r += 6)  // 6 x 64 tile: 24 accumulators, 4 weight loads and 6 broadcasts per k
+        for (int c0 = 0; c0 < N; c0 += 64) fgemm_block_512<6>(x + static_cast<size_t>(r) * K, K, wt, N, z + static_cast<size_t>(r) * N, c0);
     for (; r + 4 <= R; r += 4)
         for (int c0 = 0; c0 < N; c0 += 64) fgemm_block_512<4>(x + static_cast<size_t>(r) * K, K, wt, N, z + static_cast<size_t>(r) * N, c0);
     for (; r < R; ++r)
