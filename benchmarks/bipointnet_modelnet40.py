@@ -65,6 +65,13 @@ ROWS = {
     # `benchmarks/engine.py --checkpoint` (Table 4 accuracy, engine early exit on real clouds)
     "deploy_fp": ("pointnet_deploy", "fp", None),
     "deploy_bipointnet": ("pointnet_deploy", "bipointnet", "bipointnet"),
+    # Table 4 (c)-(e): the first / last layer binarized too
+    "deploy_ll_binary": ("pointnet_deploy", "bipointnet, last layer 1-bit",
+                         {"preset": "bipointnet", "keep_float": ["first"]}),
+    "deploy_fl_binary": ("pointnet_deploy", "bipointnet, first layer 1-bit",
+                         {"preset": "bipointnet", "keep_float": ["last"]}),
+    "deploy_fl_ll_binary": ("pointnet_deploy", "bipointnet, first and last layer 1-bit",
+                            {"preset": "bipointnet", "keep_float": []}),
 }
 
 DEFAULT_ROWS = ("vanilla_fp", "vanilla_bnn", "vanilla_xnor", "vanilla_xnor_ema", "vanilla_bipointnet", "vanilla_dab",

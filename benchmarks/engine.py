@@ -98,9 +98,22 @@ def models(quick: bool) -> list[dict]:
     return rows
 
 
-def table4(quick: bool, checkpoint: str | None) -> list[dict]:
+TABLE4_RUNS = {  # variant -> run directory (benchmarks/bipointnet_modelnet40.py --runs DIR --rows ...)
+    "(a) FP32 (BN folded)": "deploy_fp",
+    "(b) FL fp32, LL fp32": "deploy_bipointnet",
+    "(c) FL fp32, LL 1-bit": "deploy_ll_binary",
+    "(d) FL 1-bit, LL fp32": "deploy_fl_binary",
+    "(e) FL 1-bit, LL 1-bit": "deploy_fl_ll_binary",
+}
+
+
+def table4(quick: bool, checkpoint: str | None, runs: Path | None = None) -> list[dict]:
     """BiPointNet Table 4 on pointnet_deploy: (a) FP32, (b) FL/LL float, (c) LL binary, (d) FL binary,
-    (e) both binary, (f) no BN (LSR only; here BN set to identity, which the engine folds away)."""
+    (e) both binary, (f) no BN (LSR only; here BN set to identity, which the engine folds away).
+
+    With ``runs`` holding trained checkpoints (``RUNS/<run>/last.ckpt``, see TABLE4_RUNS), each variant is
+    timed on its trained model and gets its accuracy on the ModelNet40 test set (the engine's for the
+    binary variants, PyTorch's for FP32); otherwise the models are untrained (calibrated BN)."""
     import torch
 
     from onebit.convert import resolve_spec
@@ -113,10 +126,18 @@ def table4(quick: bool, checkpoint: str | None) -> list[dict]:
         "(e) FL 1-bit, LL 1-bit": resolve_spec("bipointnet", keep_float=[]),
         "(f) no BN (LSR only)": resolve_spec("bipointnet"),
     }
+    h5 = ROOT.parent / "shared" / "data" / "modelnet40" / "test.h5"
+    limit = 256 if quick else None
+
+    def trained(label):
+        ck = runs / TABLE4_RUNS[label] / "last.ckpt" if runs and label in TABLE4_RUNS else None
+        return ck if ck is not None and ck.exists() else None
+
     rows = []
     first = True
     for label, spec in variants.items():
-        model = calibrated_model("pointnet_deploy", spec, seed=0, points=256)
+        ck = trained(label)
+        model = _load_trained(ck) if ck else calibrated_model("pointnet_deploy", spec, seed=0, points=256)
         if label.startswith("(f)"):
             for m in model.modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -129,8 +150,14 @@ def table4(quick: bool, checkpoint: str | None) -> list[dict]:
                         runners=runners, model_name="pointnet_deploy")
         for row in r:
             row["section"] = "table4"
-            row["variant"] = "(a) FP32 (BN folded)" if row["runner"] != "engine" else label
+            is_fp = row["runner"] != "engine"
+            row["variant"] = "(a) FP32 (BN folded)" if is_fp else label
+            ck_row = trained(row["variant"])
             row["accuracy"] = None
+            if ck_row is not None and h5.exists():
+                row["checkpoint"] = str(ck_row)
+                row["accuracy"] = 100 * (torch_accuracy(ck_row, h5, limit) if is_fp else
+                                         engine_accuracy_of(_load_trained(ck_row), h5, limit))
             print(json.dumps(row), flush=True)
         rows += r
         first = False
@@ -139,18 +166,75 @@ def table4(quick: bool, checkpoint: str | None) -> list[dict]:
     return rows
 
 
-def engine_accuracy(path, h5: Path, limit: int | None = None) -> float:
-    """Overall accuracy of an exported model on a ModelNet40-style HDF5 file (points, label)."""
-    import h5py
+def modelnet_test(limit: int | None = None, protocol="bipointnet", points: int = 1024, pick: int | None = None):
+    """(points (n, N, 3) float32, labels (n,)) of ModelNet40 test under a data protocol (the same preprocessing
+    as training and `onebit eval`); ``pick`` takes that many clouds spread over the set. None if absent."""
+    import numpy as np
+
+    from onebit.data.points.protocol import build_datasets
+
+    proto = dict(protocol) if isinstance(protocol, dict) else {"name": protocol}
+    proto["num_points"] = points
+    try:
+        test = build_datasets(proto, "modelnet40")[1]
+    except (OSError, FileNotFoundError, ValueError) as e:
+        print(f"ModelNet40 test set unavailable ({e})", file=sys.stderr)
+        return None
+    n = len(test) if limit is None else min(limit, len(test))
+    idx = np.linspace(0, len(test) - 1, pick).astype(int) if pick else np.arange(n)
+    items = [test[int(i)] for i in idx]
+    pts = np.stack([np.asarray(it[0], np.float32)[:, :3] for it in items])
+    lab = np.array([int(it[1]) for it in items])
+    return pts, lab
+
+
+def _load_trained(path):
+    """A checkpoint's model, remembering its training config (for the data protocol)."""
+    from onebit.train.checkpoint import load_model
+
+    model, ckpt = load_model(path)
+    model.onebit_train_config = ckpt.get("config") or {}
+    return model.eval()
+
+
+def _protocol_of(model):
+    cfg = getattr(model, "onebit_train_config", None) or {}
+    return ((cfg.get("data") or {}).get("protocol")) or "bipointnet"
+
+
+def torch_accuracy(checkpoint, h5: Path, limit: int | None = None) -> float:
+    """Overall accuracy of a checkpoint's PyTorch model on ModelNet40 test (its training protocol)."""
+    import numpy as np
+    import torch
+
+
+    model = _load_trained(checkpoint)
+    pts, lab = modelnet_test(limit, _protocol_of(model))
+    with torch.inference_mode():
+        pred = np.concatenate([model(torch.from_numpy(pts[i:i + 64])).argmax(-1).numpy() for i in range(0, len(lab), 64)])
+    return float((pred == lab).mean())
+
+
+def engine_accuracy_of(model, h5: Path, limit: int | None = None) -> float:
+    """Export ``model`` (1024 points) and measure the engine's accuracy on ``h5``."""
+    import tempfile
+
+    from onebit.export import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export(model, Path(tmp) / "m.onebit", points=1024)
+        return engine_accuracy(Path(tmp) / "m.onebit", h5, limit, _protocol_of(model))
+
+
+def engine_accuracy(path, h5: Path, limit: int | None = None, protocol="bipointnet") -> float:
+    """Overall accuracy of an exported model on ModelNet40 test (``protocol``'s preprocessing)."""
     import numpy as np
 
     from onebit.runtime import load
 
     m = load(path)
-    with h5py.File(h5, "r") as f:
-        n = len(f["label"]) if limit is None else min(limit, len(f["label"]))
-        pts, lab = f["points"][:n], np.asarray(f["label"][:n]).reshape(-1)
-    pred = np.concatenate([m.run(pts[i:i + 64], threads=1).argmax(-1) for i in range(0, n, 64)])
+    pts, lab = modelnet_test(limit, protocol)
+    pred = np.concatenate([m.run(pts[i:i + 64], threads=1).argmax(-1) for i in range(0, len(lab), 64)])
     return float((pred == lab).mean())
 
 
@@ -160,14 +244,14 @@ def checkpoint_row(checkpoint: str, quick: bool) -> list[dict]:
 
     from onebit.export import export
     from onebit.export.bench import bench_model
-    from onebit.train.checkpoint import load_model
 
-    model, _ = load_model(checkpoint)
+    model = _load_trained(checkpoint)
     h5 = ROOT.parent / "shared" / "data" / "modelnet40" / "test.h5"
     rows = bench_model(model, threads=1, batch=1, points=1024, rounds=3 if quick else 7, runners=("engine",))
     with tempfile.TemporaryDirectory() as tmp:
         export(model, Path(tmp) / "c.onebit", points=1024)
-        acc = engine_accuracy(Path(tmp) / "c.onebit", h5, 256 if quick else None) if h5.exists() else None
+        acc = (engine_accuracy(Path(tmp) / "c.onebit", h5, 256 if quick else None, _protocol_of(model))
+               if h5.exists() else None)
     spec = (getattr(model, "onebit_config", None) or {}).get("binarize") or {}
     for row in rows:
         row.update(section="table4", variant=f"checkpoint {Path(checkpoint).name} ({spec.get('name', 'fp')})",
@@ -245,27 +329,22 @@ def realdata(checkpoint: str, quick: bool) -> list[dict]:
     import statistics
     import tempfile
 
-    import h5py
     import numpy as np
     import torch
 
     from onebit.export import build_graph, export
     from onebit.export.bench import _block_ms, calibrated_model, float_twin, points_major
     from onebit.runtime import load
-    from onebit.train.checkpoint import load_model
 
     h5 = ROOT.parent / "shared" / "data" / "modelnet40" / "test.h5"
     if not h5.exists():
         print(f"realdata: {h5} is missing, section skipped", file=sys.stderr)
         return []
-    model, _ = load_model(checkpoint)
+    model = _load_trained(checkpoint)
     model.eval()
     name = (getattr(model, "onebit_config", None) or {}).get("name", type(model).__name__)
     n_clouds = 8 if quick else 32
-    with h5py.File(h5, "r") as f:
-        idx = np.linspace(0, len(f["label"]) - 1, n_clouds).astype(int)
-        pts = np.stack([f["points"][i][:1024] for i in idx]).astype(np.float32)
-        lab = np.asarray(f["label"])[idx].reshape(-1)
+    pts, lab = modelnet_test(None, _protocol_of(model), pick=n_clouds)
     rand = np.random.default_rng(0).standard_normal(pts.shape).astype(np.float32)
     twin = float_twin(model)
     g, t = build_graph(twin)
@@ -515,6 +594,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sections", default="kernels,models,table4,profile,sketches",
                     help="comma list: kernels, models, table4, profile, sketches, realdata (needs --checkpoint)")
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--table4-runs", default=str(ROOT / "runs" / "table4"),
+                    help="run directories of the trained Table 4 variants (benchmarks/bipointnet_modelnet40.py "
+                         "--runs DIR --rows deploy_fp,deploy_bipointnet,...); missing ones are timed untrained")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engine.json"))
     ap.add_argument("--raw", default=None, metavar="FILE", help="also write all rows (kernels, profile, meta) to FILE")
     ap.add_argument("--report", default=None, metavar="RAW",
@@ -541,7 +623,7 @@ def main(argv=None) -> int:
         elif sec == "models":
             rows += models(args.quick)
         elif sec == "table4":
-            rows += table4(args.quick, args.checkpoint)
+            rows += table4(args.quick, args.checkpoint, Path(args.table4_runs) if args.table4_runs else None)
         elif sec == "profile":
             rows += profile(args.quick)
         elif sec == "sketches":
