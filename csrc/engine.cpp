@@ -51,6 +51,7 @@ using avec = std::vector<T>;
 struct Op {
     std::string name;
     int type = 0, in0 = -1, in1 = -1, out = -1;
+    bool dedup_out = false;        // compact duplicate rows of the output (see mark_dedup)
     int K = 0, N = 0, W = 0, panels = 0;
     int Kv = 0;                    // valid input bits (conv rows: taps x channels, without the word padding)
     // im2col / bit max pool geometry (NHWC maps, rows = pixels)
@@ -219,6 +220,49 @@ void or_pool_compact(int isa, const uint64_t* wp0, const int64_t* P0, int N, int
     std::memcpy(out, orm.data(), sizeof(uint32_t) * panels);
 }
 
+// Compact duplicate rows of a bit buffer in place (first occurrences, in order); returns the unique count.
+// Binarized point features repeat a lot on real clouds (points in the same cell of the first layer's
+// hyperplanes get the same code), and every later per-point layer maps equal rows to equal rows.
+template <int LD>  // LD = words per row (0: any, given by ld)
+int dedup_rows_t(uint64_t* rows, int M, int ld) {
+    if (LD) ld = LD;
+    int cap = 1;
+    while (cap < 2 * M) cap <<= 1;
+    const size_t mask = static_cast<size_t>(cap - 1);
+    std::vector<int32_t> table(cap, -1);
+    int u = 0;
+    for (int r = 0; r < M; ++r) {
+        const uint64_t* row = rows + static_cast<size_t>(r) * ld;
+        uint64_t h = 0x9E3779B97F4A7C15ULL;
+        for (int w = 0; w < ld; ++w) h = (h ^ row[w]) * 0xBF58476D1CE4E5B9ULL;
+        size_t slot = static_cast<size_t>(h ^ (h >> 29)) & mask;
+        bool seen = false;
+        for (int32_t t; (t = table[slot]) >= 0; slot = (slot + 1) & mask) {
+            const uint64_t* other = rows + static_cast<size_t>(t) * ld;
+            bool eq = true;
+            for (int w = 0; w < ld && eq; ++w) eq = other[w] == row[w];
+            if (eq) {
+                seen = true;
+                break;
+            }
+        }
+        if (seen) continue;
+        if (u != r)
+            for (int w = 0; w < ld; ++w) rows[static_cast<size_t>(u) * ld + w] = row[w];
+        table[slot] = u++;
+    }
+    return u;
+}
+
+int dedup_rows(uint64_t* rows, int M, int ld) {
+    if (M < 2) return M;
+    switch (ld) {
+        case 1: return dedup_rows_t<1>(rows, M, ld);
+        case 2: return dedup_rows_t<2>(rows, M, ld);
+        default: return dedup_rows_t<0>(rows, M, ld);
+    }
+}
+
 class Engine {
    public:
     Engine(const py::list& buffers, const py::list& ops, int output, int isa)
@@ -241,6 +285,7 @@ class Engine {
         if (output_ < 0 || output_ >= static_cast<int>(bufs_.size()) || bufs_[output_].bits)
             throw std::invalid_argument("the graph output must be a float buffer");
         prof_ns_.assign(ops_.size(), 0.0);
+        mark_dedup();
     }
 
     int in_channels() const { return bufs_[0].cols; }
@@ -309,6 +354,40 @@ class Engine {
     std::vector<BufSpec> bufs_;
     std::vector<Op> ops_;
     std::vector<double> prof_ns_;
+
+    // A per-point bit buffer whose rows only ever reach a max (OR) pool, through a chain of per-point binary
+    // layers each read by nothing else, may drop duplicate rows: max and OR do not count multiplicity.
+    // Only the first buffer of such a chain is compacted (later ones inherit its row count).
+    void mark_dedup() {
+        std::vector<std::vector<int>> readers(bufs_.size());
+        for (size_t j = 0; j < ops_.size(); ++j) {
+            readers[ops_[j].in0].push_back(static_cast<int>(j));
+            if (ops_[j].in1 >= 0) readers[ops_[j].in1].push_back(static_cast<int>(j));
+        }
+        std::vector<bool> in_chain(bufs_.size(), false);
+        for (auto& op : ops_) {
+            const int b = op.out;
+            const BufSpec& B = bufs_[b];
+            if (!B.bits || B.pooled || B.rows != 0 || b == output_ || in_chain[b]) continue;
+            std::vector<int> chain{b};
+            bool ok = false;
+            for (int cur = b;;) {
+                if (readers[cur].size() != 1) break;
+                const Op& c = ops_[readers[cur][0]];
+                if (c.in0 != cur || c.in1 >= 0 || c.type != OP_BLINEAR) break;
+                if (c.out_mode == OUT_OR || c.out_mode == OUT_MAX) {
+                    ok = true;
+                    break;
+                }
+                if (c.out_mode != OUT_BITS || c.out == output_) break;
+                cur = c.out;
+                chain.push_back(cur);
+            }
+            if (!ok) continue;
+            op.dedup_out = true;
+            for (int c : chain) in_chain[c] = true;
+        }
+    }
 
     Op make_op(const py::dict& d) {
         Op op;
@@ -491,11 +570,12 @@ class Engine {
             ptr[i] = mem[i].data();
         }
         Scratch s;
+        std::vector<int> rows_in(bufs_.size(), -1);  // row counts after duplicate compaction
         for (size_t i = 0; i < ops_.size(); ++i) {
             const Op& op = ops_[i];
             const double t0 = profile ? thread_ns() : 0.0;
             const BufSpec& bi = bufs_[op.in0];
-            const int M = nrows(bi, N);
+            const int M = rows_in[op.in0] >= 0 ? rows_in[op.in0] : nrows(bi, N);
             avec<int32_t> rawv;  // debug only: no Python objects here (the GIL may be released)
             int32_t* rawp = nullptr;
             const int rawc = op.N * (op.and_mode ? 2 : 1);
@@ -540,6 +620,9 @@ class Engine {
                     run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
                                 rawp);
             }
+            const BufSpec& bo_ = bufs_[op.out];
+            if (!bo_.pooled && bo_.rows == 0 && rows_in[op.in0] >= 0) rows_in[op.out] = M;  // a compacted chain
+            if (op.dedup_out && !dbg) rows_in[op.out] = dedup_rows(static_cast<uint64_t*>(ptr[op.out]), M, bo_.ld);
             if (profile && prof)
                 (*prof)[i] += thread_ns() - t0;
             if (dbg) {

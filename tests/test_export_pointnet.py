@@ -80,6 +80,22 @@ def test_every_isa_same_logits(isa, name, preset, tmp_path):
     _check(model, tmp_path, torch.randn(2, 50, 3), isa=isa, check_acc=preset != "dab-wbin")
 
 
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
+@pytest.mark.parametrize("name,preset", [("pointnet_deploy", "bipointnet"), ("pointnet", "bipointnet"),
+                                         ("pointnet_vanilla", "bipointnet-avg")])
+def test_duplicate_points_compaction_is_exact(isa, name, preset, tmp_path):
+    """Clouds whose points repeat (as binarized codes of real clouds do): the engine drops duplicate rows
+    before max/OR-pooled chains; logits must equal the uncompacted debug run bit for bit, and torch."""
+    if isa not in supported_isas():
+        pytest.skip(f"{isa} not supported here")
+    model = calibrated_model(name, preset, seed=3, points=64)
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(2, 37, 3, generator=g)
+    idx = torch.randint(0, 37, (300,), generator=g)
+    x = base[:, idx]  # 300 points, at most 37 distinct
+    _check(model, tmp_path, x, isa=isa)
+
+
 @pytest.mark.parametrize("preset", ["bnn", "bipointnet-avg", "dab-wbin", "bwn", "xnor++"])
 def test_other_presets(preset, tmp_path):
     model = calibrated_model("pointnet_deploy", preset, seed=3, points=64)
