@@ -302,6 +302,18 @@ class Engine {
             throw std::invalid_argument("input has " + std::to_string(N) + " rows (pixels), the model expects " +
                                         std::to_string(bufs_[0].rows));
         if (threads < 1) threads = 1;
+        {  // a NaN / inf would silently become a 0 bit: refuse it, naming where it is
+            const float* p = x.data();
+            const size_t n = static_cast<size_t>(B) * N * bufs_[0].cols;
+            for (size_t i = 0; i < n; ++i)
+                if (!std::isfinite(p[i])) {
+                    const size_t per = static_cast<size_t>(N) * bufs_[0].cols;
+                    throw std::invalid_argument("input is not finite (" + std::to_string(p[i]) + ") at cloud " +
+                                                std::to_string(i / per) + ", row " +
+                                                std::to_string((i % per) / bufs_[0].cols) + ", channel " +
+                                                std::to_string(i % bufs_[0].cols));
+                }
+        }
         const BufSpec& ob = bufs_[output_];
         const int out_rows = nrows(ob, N);
         py::array_t<float> result({B, out_rows, ob.cols});

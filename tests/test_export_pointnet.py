@@ -134,6 +134,16 @@ def test_file_size_deploy(tmp_path):
     assert info["file_bytes"] <= 165_000  # 1-bit weights + thresholds; FP32 first/last layers
 
 
+def test_non_finite_input_is_refused(tmp_path):
+    model = calibrated_model("pointnet_deploy", "bipointnet", seed=0, points=32)
+    onebit.export(model, tmp_path / "m.onebit")
+    eng = load(tmp_path / "m.onebit")
+    x = np.zeros((2, 40, 3), np.float32)
+    x[1, 7, 2] = np.inf
+    with pytest.raises(ValueError, match=r"not finite \(inf\) at cloud 1, row 7, channel 2"):
+        eng.run(x)
+
+
 def test_unsupported_model(tmp_path):
     with pytest.raises(ExportError, match="not supported"):
         onebit.export(torch.nn.Sequential(torch.nn.Linear(3, 4)), tmp_path / "s.onebit")
