@@ -82,9 +82,9 @@ class GeometricOps:
             raise self._geo_bad(op, f"coords must be an integer in [1, {min(v['channels'] for v in vals)}], got {c!r}")
         return c
 
-    def _indexes(self, op: dict, key: str, target: dict) -> dict:
+    def _indexes(self, op: dict, key: str, target: dict, values: dict) -> dict:
         """The index value op[key], checked to point into rows like ``target``'s."""
-        ix = self.values[op[key]]
+        ix = values[op[key]]
         if ix["kind"] != "index":
             raise self._geo_bad(op, f"{key} {op[key]!r} is not an index value")
         space = self._space().get(op[key])
@@ -142,7 +142,7 @@ class GeometricOps:
     def _check_gather(self, op, vi, vo, values):
         if vi["kind"] == "index" or vi["pooled"] or vi.get("hw") is not None:
             raise self._geo_bad(op, "the input must be float or bit rows")
-        ix = self._indexes(op, "index", vi)
+        ix = self._indexes(op, "index", vi, values)
         if vo["kind"] != vi["kind"] or vo["channels"] != vi["channels"] or \
                 row_desc(vo) != _times(row_desc(ix), ix["channels"]):
             raise self._geo_bad(op, "the output has the input's kind and channels, one row per index")
@@ -150,7 +150,7 @@ class GeometricOps:
     def _check_edge(self, op, vi, vo, values):
         if not self._float_rows(vi) or row_desc(vi) != ("mult", 1):
             raise self._geo_bad(op, "the input must be float rows, one per point")
-        ix = self._indexes(op, "index", vi)
+        ix = self._indexes(op, "index", vi, values)
         if row_desc(ix) != row_desc(vi):
             raise self._geo_bad(op, "the index needs one row per point")
         if vo["kind"] not in ("float", "bits") or vo["channels"] != 2 * vi["channels"] or \
@@ -162,7 +162,7 @@ class GeometricOps:
         vc = values[op["centres"]]
         if not self._float_rows(vi) or not self._float_rows(vc):
             raise self._geo_bad(op, "points and centres must be float rows")
-        ix = self._indexes(op, "index", vi)
+        ix = self._indexes(op, "index", vi, values)
         if row_desc(ix) != row_desc(vc):
             raise self._geo_bad(op, "the index needs one row per centre")
         d = self._coords(op, 3, vi, vc)
