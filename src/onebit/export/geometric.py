@@ -277,7 +277,7 @@ def pointnet2_graph(model, points: int | None = None) -> tuple[dict, dict]:
         raise ExportError(f"export: {name} with {model.in_channels} input channels is not supported (xyz only)")
     b = _GeoBuilder(model, 3, points)
     xyz, feats = b.input, None
-    for i, sa in enumerate(model.sa):
+    for sa in model.sa:
         sname = b.name(sa)
         if sa.group_all:
             x = xyz if feats is None else b.concat([xyz, feats], f"{sname}.concat")

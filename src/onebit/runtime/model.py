@@ -194,7 +194,7 @@ class Model(GeometricOps):
             for key, ref in reads + [("output", op.get("output"))]:
                 if not isinstance(ref, str) or ref not in values:
                     raise self._bad(f"op {op['name']!r}: {key}={ref!r} is not a declared value")
-            for key, ref in reads:
+            for _key, ref in reads:
                 if ref not in defined:
                     raise self._bad(f"op {op['name']!r}: reads {ref!r} before it is computed")
             if op["output"] in defined:
