@@ -17,11 +17,13 @@ namespace geo {
 
 namespace {
 
-// the k smallest of d[0..M) by (value, index), ascending, into out[0..k); bd: scratch of k floats
-inline void select_k(const float* d, int M, int k, int32_t* out, float* bd) {
+// the k smallest of d[0..M) by (value, index), ascending, into out[0..k); bd: scratch of k values.
+// ids (optional): the index of entry j is ids[j] (increasing), else j.
+template <class T>
+inline void select_k(const T* d, int M, int k, int32_t* out, T* bd, const int32_t* ids = nullptr) {
     int n = 0;
     for (int j = 0; j < M; ++j) {
-        const float v = d[j];
+        const T v = d[j];
         if (n == k) {
             if (!(v < bd[k - 1])) continue;  // equal to the k-th: the lower index (already in) wins
             --n;
@@ -33,7 +35,7 @@ inline void select_k(const float* d, int M, int k, int32_t* out, float* bd) {
             --p;
         }
         bd[p] = v;
-        out[p] = j;
+        out[p] = ids ? ids[j] : j;
         ++n;
     }
 }
@@ -60,8 +62,13 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
         }
         return;
     }
-    // GEMM form: d_ij = max(0, (‖x_i‖² + ‖x_j‖²) − 2 x_i·x_j), dots by the float GEMM kernel
-    std::vector<float> xt(static_cast<size_t>(C) * N), aa(N);
+    // Wide features: the float GEMM form ‖x_i‖² + ‖x_j‖² − 2 x_i·x_j finds the candidates fast, but it
+    // cancels badly when neighbours are close relative to the feature norms; every candidate within its
+    // error bound of the k-th is re-ranked by the exact distance Σ_c (x_ic − x_jc)² in double (float32
+    // differences and squares are exact there), so the neighbours are those of exact arithmetic (torch in
+    // float64), ties to the lower index.
+    std::vector<float> xt(static_cast<size_t>(C) * N), aa(N), tmp(N);
+    float aamax = 0.f;
     for (int j = 0; j < N; ++j) {
         const float* r = x + static_cast<size_t>(j) * ld;
         float s = 0.f;
@@ -70,19 +77,40 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
             s += r[c] * r[c];
         }
         aa[j] = s;
+        aamax = std::max(aamax, s);
     }
+    const float gamma = static_cast<float>(2 * C + 16) * 1.1920929e-07f;  // generous bound on the relative error
     constexpr int RB = 16;
     std::vector<float> xb(static_cast<size_t>(RB) * C), z(static_cast<size_t>(RB) * N);
+    std::vector<double> exact(N), bdd(k);
+    std::vector<int32_t> cand(N);
     for (int i0 = 0; i0 < N; i0 += RB) {
         const int R = std::min(RB, N - i0);
         for (int r = 0; r < R; ++r)
             std::memcpy(xb.data() + static_cast<size_t>(r) * C, x + static_cast<size_t>(i0 + r) * ld, sizeof(float) * C);
         fgemm(isa, xb.data(), R, C, xt.data(), N, z.data());
         for (int r = 0; r < R; ++r) {
+            const int i = i0 + r;
             const float* zr = z.data() + static_cast<size_t>(r) * N;
-            const float ai = aa[i0 + r];
-            for (int j = 0; j < N; ++j) d[j] = std::max((ai + aa[j]) + -2.f * zr[j], 0.f);
-            select_k(d.data(), N, k, idx + static_cast<size_t>(i0 + r) * k, bd.data());
+            const float ai = aa[i];
+            for (int j = 0; j < N; ++j) d[j] = (ai + aa[j]) + -2.f * zr[j];
+            std::copy(d.begin(), d.end(), tmp.begin());
+            std::nth_element(tmp.begin(), tmp.begin() + (k - 1), tmp.end());
+            const float lim = tmp[k - 1] + 2.f * gamma * (ai + aamax);
+            const float* xi = x + static_cast<size_t>(i) * ld;
+            int nc = 0;
+            for (int j = 0; j < N; ++j) {
+                if (!(d[j] <= lim)) continue;
+                const float* xj = x + static_cast<size_t>(j) * ld;
+                double e = 0.0;
+                for (int c = 0; c < C; ++c) {
+                    const double t = static_cast<double>(xi[c]) - static_cast<double>(xj[c]);
+                    e += t * t;
+                }
+                exact[nc] = e;
+                cand[nc++] = j;
+            }
+            select_k(exact.data(), nc, k, idx + static_cast<size_t>(i) * k, bdd.data(), cand.data());
         }
     }
 }

@@ -118,6 +118,12 @@ class _GeoBuilder(_Builder):
         if node is None or node["kind"] != "linear" or node["pool"] is not None or x.bit_users or x.float_users:
             raise ExportError(f"pool {who!r}: must directly follow a linear layer used only by it")
         kind, offset = _group_pool_kind(module, who, g)
+        if kind == "avg":
+            # a mean as a separate op, summed exactly (in double): equal neighbour sets give equal means in
+            # any order, so DGCNN's next sign(x_j − x_i) sees exact ties as torch in float64 does
+            x.float_users += 1
+            return self._node("pool", who, x.channels, self._divided(x, g, who), input=x, pool="avg",
+                              offset=offset, group=int(g))
         node["pool"] = (kind, offset)
         node["group"] = int(g)
         self.rows[x.id] = self._divided(x, g, who)
@@ -228,8 +234,14 @@ class _GeoBuilder(_Builder):
                 op["features"] = bname(f) if bits_out and bname(f) in values else fname(f)
         elif kind == "pool":
             op.update(kind=node["pool"], offset=node["offset"])
+            if node.get("group"):
+                op["group"] = node["group"]
         ops.append(op)
         return "bits" if bits_out else "float"
+
+
+def _binary_input(layer) -> bool:
+    return getattr(layer, "input_quantizer", None) is not None
 
 
 def _group_pool_kind(module, name: str, g: int):
@@ -257,6 +269,14 @@ def dgcnn_graph(model, points: int | None = None) -> tuple[dict, dict]:
     feats = []
     for i, ec in enumerate(model.ec):
         name = b.name(ec)
+        nxt = model.ec[i + 1] if i + 1 < len(model.ec) else None
+        if nxt is not None and _binary_input(ec.mlp[-1].linear) and _binary_input(nxt.mlp[0].linear) and \
+                type(ec.pool).__name__ in ("AvgPool", "EMAAvgPool"):
+            # means of a binary layer's outputs: two neighbour sets whose products sum alike give exactly equal
+            # means, and sign(x_j − x_i) of the next EdgeConv then depends on float rounding (torch's too)
+            raise ExportError(f"pool {b.name(ec.pool)!r}: the mean over neighbours of a binary layer's outputs feeds "
+                              f"the binarized edge features sign(x_j - x_i) of {b.name(nxt)!r}, which are exact ties "
+                              "decided by float rounding; no exact export (use max / EMA-max neighbour pooling)")
         if points is not None and points < ec.k:
             raise ExportError(f"{name}: k = {ec.k} neighbours need at least {ec.k} points, not {points}")
         idx = b.knn(x, ec.k, f"{name}.knn", coords=3 if i == 0 else None)  # the first graph is built on xyz
