@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_export_pointnet import _torch_accumulators
 
 import onebit
 from onebit import geometry
@@ -20,6 +19,7 @@ from onebit.export import ExportError
 from onebit.export.bench import calibrated_model
 from onebit.runtime import FormatError, load
 from onebit.runtime.format import read, write
+from test_export_pointnet import _torch_accumulators
 
 LOGIT_RTOL = 1e-4  # |engine − torch float64| <= LOGIT_RTOL · max(1, max |logit|) (observed up to ~1.4e-5)
 
