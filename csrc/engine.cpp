@@ -571,7 +571,7 @@ class Engine {
             }
             case OP_EDGE: {
                 const int k = bufs_[op.in1].cols;
-                if (bo.bits) geo::edge_b(F(op.in0), M, bi.ld, bi.cols, I(op.in1), k, static_cast<uint64_t*>(ptr[op.out]), bo.ld);
+                if (bo.bits) geo::edge_b(isa_, F(op.in0), M, bi.ld, bi.cols, I(op.in1), k, static_cast<uint64_t*>(ptr[op.out]), bo.ld);
                 else geo::edge_f(F(op.in0), M, bi.ld, bi.cols, I(op.in1), k, static_cast<float*>(ptr[op.out]));
                 break;
             }

@@ -55,9 +55,26 @@ inline float sqdist(const float* a, const float* b, int C) {
 void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
     std::vector<float> bd(k), d(N);
     if (C <= 4) {
+        // channel-major copy: the distance loop over j vectorises (same operations, same rounding)
+        std::vector<float> xs(static_cast<size_t>(C) * N);
+        for (int j = 0; j < N; ++j)
+            for (int c = 0; c < C; ++c) xs[static_cast<size_t>(c) * N + j] = x[static_cast<size_t>(j) * ld + c];
         for (int i = 0; i < N; ++i) {
             const float* q = x + static_cast<size_t>(i) * ld;
-            for (int j = 0; j < N; ++j) d[j] = sqdist(q, x + static_cast<size_t>(j) * ld, C);
+            for (int c = 0; c < C; ++c) {
+                const float qc = q[c];
+                const float* col = xs.data() + static_cast<size_t>(c) * N;
+                if (c == 0)
+                    for (int j = 0; j < N; ++j) {
+                        const float t = qc - col[j];
+                        d[j] = t * t;
+                    }
+                else
+                    for (int j = 0; j < N; ++j) {
+                        const float t = qc - col[j];
+                        d[j] = d[j] + t * t;
+                    }
+            }
             select_k(d.data(), N, k, idx + static_cast<size_t>(i) * k, bd.data());
         }
         return;
@@ -67,7 +84,7 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
     // error bound of the k-th is re-ranked by the exact distance Σ_c (x_ic − x_jc)² in double (float32
     // differences and squares are exact there), so the neighbours are those of exact arithmetic (torch in
     // float64), ties to the lower index.
-    std::vector<float> xt(static_cast<size_t>(C) * N), aa(N), tmp(N);
+    std::vector<float> xt(static_cast<size_t>(C) * N), aa(N), tmp(k);
     float aamax = 0.f;
     for (int j = 0; j < N; ++j) {
         const float* r = x + static_cast<size_t>(j) * ld;
@@ -94,8 +111,22 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
             const float* zr = z.data() + static_cast<size_t>(r) * N;
             const float ai = aa[i];
             for (int j = 0; j < N; ++j) d[j] = (ai + aa[j]) + -2.f * zr[j];
-            std::copy(d.begin(), d.end(), tmp.begin());
-            std::nth_element(tmp.begin(), tmp.begin() + (k - 1), tmp.end());
+            // the k-th smallest approximate distance: sorted insertion, almost every candidate is rejected
+            // by one compare with the current k-th
+            int nt = 0;
+            for (int j = 0; j < N; ++j) {
+                const float v = d[j];
+                if (nt == k) {
+                    if (!(v < tmp[k - 1])) continue;
+                    --nt;
+                }
+                int p = nt++;
+                while (p > 0 && tmp[p - 1] > v) {
+                    tmp[p] = tmp[p - 1];
+                    --p;
+                }
+                tmp[p] = v;
+            }
             const float lim = tmp[k - 1] + 2.f * gamma * (ai + aamax);
             const float* xi = x + static_cast<size_t>(i) * ld;
             int nc = 0;
@@ -194,18 +225,23 @@ inline void ge_bits(const float* a, const float* b, int C, uint64_t* o, int pos)
 }
 }  // namespace
 
-void edge_b(const float* x, int N, int ld, int C, const int32_t* idx, int k, uint64_t* out, int ldo) {
-    std::vector<uint64_t> self(static_cast<size_t>(ldo));
+void edge_b(int isa, const float* x, int N, int ld, int C, const int32_t* idx, int k, uint64_t* out, int ldo) {
+    std::vector<uint64_t> self(static_cast<size_t>(ldo)), cw(static_cast<size_t>((C + 63) / 64));
+    std::vector<float> diff(C);
     for (int i = 0; i < N; ++i) {
         const float* xi = x + static_cast<size_t>(i) * ld;
-        // the centre half [x_i >= 0] is the same for the k rows of point i
+        // the centre half [x_i >= 0] (bits C .. 2C) is the same for the k rows of point i
         std::fill(self.begin(), self.end(), 0);
-        ge_bits(xi, nullptr, C, self.data(), C);
+        std::fill(cw.begin(), cw.end(), 0);
+        pack_ge(isa, xi, C, 0.f, cw.data());
+        put_bits(self.data(), C, cw.data(), C);
         for (int t = 0; t < k; ++t) {
             const float* xj = x + static_cast<size_t>(idx[static_cast<size_t>(i) * k + t]) * ld;
             uint64_t* o = out + (static_cast<size_t>(i) * k + t) * ldo;
             std::memcpy(o, self.data(), sizeof(uint64_t) * ldo);
-            ge_bits(xj, xi, C, o, 0);
+            // sign(x_j − x_i): the float difference is >= 0 exactly when x_j >= x_i (sign(0) = +1)
+            for (int c = 0; c < C; ++c) diff[c] = xj[c] - xi[c];
+            pack_ge(isa, diff.data(), C, 0.f, o);
         }
     }
 }

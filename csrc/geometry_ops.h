@@ -38,7 +38,7 @@ void gather_b(const uint64_t* x, int W, const int32_t* idx, int R, uint64_t* out
 // DGCNN edge features, row (i, t) with j = idx[i*k + t] (N*k rows):
 //   float: [x_j − x_i ‖ x_i] (2C values); bits: [x_j >= x_i ‖ x_i >= 0] (2C bits, sign(0) = +1).
 void edge_f(const float* x, int N, int ld, int C, const int32_t* idx, int k, float* out);
-void edge_b(const float* x, int N, int ld, int C, const int32_t* idx, int k, uint64_t* out, int ldo);
+void edge_b(int isa, const float* x, int N, int ld, int C, const int32_t* idx, int k, uint64_t* out, int ldo);
 
 // PointNet++ grouping, row (s, t) with j = idx[s*K + t] (S*K rows), coordinates [0, D) of xyz / ctr:
 //   float: [xyz_j − ctr_s ‖ f_j] (D + F values); bits: [xyz_j >= ctr_s ‖ sign(f_j)] (D + F bits),
