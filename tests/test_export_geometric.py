@@ -306,7 +306,7 @@ def _modelnet40(shared_data, n):
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("name,opts", [("pointnet2_ssg", dict(width=0.5)),
+@pytest.mark.parametrize("name,opts", [("pointnet2_ssg", dict(width=0.25)),
                                        ("pointnet2_msg", dict(width=0.25, max_nsample=32))])
 def test_real_modelnet40_pointnet2(name, opts, shared_data, tmp_path):
     pts = _modelnet40(shared_data, 3)
@@ -321,12 +321,13 @@ def test_real_modelnet40_pointnet2(name, opts, shared_data, tmp_path):
 def test_real_modelnet40_dgcnn(shared_data, tmp_path):
     """k = 20 on 1024 real points. DGCNN's binarized edge features sign(x_j − x_i) of float features are
     discontinuous where x_j ≈ x_i: a float32 engine (or torch in float32) cannot resolve differences below
-    float32 resolution that the float64 reference sees. Every cloud must be bit-exact, or its first
-    mismatch must be such a tie (an EdgeConv's edge rows whose centre and neighbour differ by < 1e-6·max|x|
-    in some channel, with the same neighbours as the reference)."""
+    float32 resolution that the float64 reference sees, nor order neighbours whose distances tie at that
+    resolution. Every cloud must be bit-exact, or its first mismatch must be such a tie: an EdgeConv's edge
+    rows whose neighbour ties the reference's in distance (relative 1e-5), or whose centre and neighbour
+    differ by < 1e-6·max|x| in some channel."""
     pts = _modelnet40(shared_data, 6)
     k = 20
-    model = calibrated_model("dgcnn", "bipointnet", seed=11, points=256, k=k, width=0.5, emb_dims=512)
+    model = calibrated_model("dgcnn", "bipointnet", seed=11, points=256, k=k, width=0.25, emb_dims=256)
     onebit.export(model, tmp_path / "d.onebit")
     eng = load(tmp_path / "d.onebit")
     feats = {}
@@ -345,13 +346,20 @@ def test_real_modelnet40_dgcnn(shared_data, tmp_path):
         assert bad == f"ec.{layer}.mlp.0.linear" and layer >= 1, bad
         x = feats[layer - 1][b].numpy()
         nn = dbg[b][f"ec.{layer}.knn"]["index"]
-        np.testing.assert_array_equal(nn, geometry.knn(feats[layer - 1][b:b + 1], feats[layer - 1][b:b + 1], k)[0])
+        ref_nn = geometry.knn(feats[layer - 1][b:b + 1], feats[layer - 1][b:b + 1], k)[0].numpy()
         a = acc[bad][b].reshape(-1, acc[bad].shape[-1]).numpy()
         rows = np.nonzero((dbg[b][bad]["acc"] != a).any(1))[0]
         i, t = rows // k, rows % k
-        gap = np.abs(x[nn[i, t]] - x[i]).min(1)
-        assert (gap <= 1e-6 * np.abs(x).max()).all(), gap.max()
-    # those ties rarely reach the logits: most clouds end with the reference's logits (observed 5 of 6)
+        j, jr = nn[i, t], ref_nn[i, t]
+        # another neighbour at this position: its distance ties the reference's within float32 resolution
+        d = ((x[j] - x[i]) ** 2).sum(1)
+        dr = ((x[jr] - x[i]) ** 2).sum(1)
+        swap = j != jr
+        assert (np.abs(d - dr)[swap] <= 1e-5 * (dr + (x[i] ** 2).sum(1))[swap]).all()
+        # the same neighbour: some channel of x_j − x_i is below float32 resolution
+        gap = np.abs(x[j] - x[i]).min(1)
+        assert (gap[~swap] <= 1e-6 * np.abs(x).max()).all(), gap[~swap].max()
+    # those ties rarely reach the logits: most clouds end with the reference's logits (observed 6 of 6)
     close = np.abs(out - ref).max(1) <= LOGIT_RTOL * np.maximum(1.0, np.abs(ref).max(1))
     assert close.sum() >= 4, close
     assert (out.argmax(-1) == ref.argmax(-1)).sum() >= 5
