@@ -52,29 +52,40 @@ inline float sqdist(const float* a, const float* b, int C) {
 
 }  // namespace
 
+namespace {
+// channel-major copy of channels [0, C) of N rows (the distance loops over points then vectorise)
+std::vector<float> channel_major(const float* x, int N, int ld, int C) {
+    std::vector<float> xs(static_cast<size_t>(C) * N);
+    for (int j = 0; j < N; ++j)
+        for (int c = 0; c < C; ++c) xs[static_cast<size_t>(c) * N + j] = x[static_cast<size_t>(j) * ld + c];
+    return xs;
+}
+
+// d[j] = Σ_c (x_jc − q_c)² (sign of the difference irrelevant), channel order, no FMA
+void dist_to(const std::vector<float>& xs, int N, int C, const float* q, float* d) {
+    for (int c = 0; c < C; ++c) {
+        const float qc = q[c];
+        const float* col = xs.data() + static_cast<size_t>(c) * N;
+        if (c == 0)
+            for (int j = 0; j < N; ++j) {
+                const float t = col[j] - qc;
+                d[j] = t * t;
+            }
+        else
+            for (int j = 0; j < N; ++j) {
+                const float t = col[j] - qc;
+                d[j] = d[j] + t * t;
+            }
+    }
+}
+}  // namespace
+
 void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
     std::vector<float> bd(k), d(N);
     if (C <= 4) {
-        // channel-major copy: the distance loop over j vectorises (same operations, same rounding)
-        std::vector<float> xs(static_cast<size_t>(C) * N);
-        for (int j = 0; j < N; ++j)
-            for (int c = 0; c < C; ++c) xs[static_cast<size_t>(c) * N + j] = x[static_cast<size_t>(j) * ld + c];
+        const std::vector<float> xs = channel_major(x, N, ld, C);
         for (int i = 0; i < N; ++i) {
-            const float* q = x + static_cast<size_t>(i) * ld;
-            for (int c = 0; c < C; ++c) {
-                const float qc = q[c];
-                const float* col = xs.data() + static_cast<size_t>(c) * N;
-                if (c == 0)
-                    for (int j = 0; j < N; ++j) {
-                        const float t = qc - col[j];
-                        d[j] = t * t;
-                    }
-                else
-                    for (int j = 0; j < N; ++j) {
-                        const float t = qc - col[j];
-                        d[j] = d[j] + t * t;
-                    }
-            }
+            dist_to(xs, N, C, x + static_cast<size_t>(i) * ld, d.data());  // (x_j − x_i)² = (x_i − x_j)²
             select_k(d.data(), N, k, idx + static_cast<size_t>(i) * k, bd.data());
         }
         return;
@@ -146,44 +157,43 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
     }
 }
 
+
 void fps(const float* x, int N, int ld, int C, int S, int start, int32_t* idx) {
-    std::vector<float> mind(N, std::numeric_limits<float>::infinity());
+    const std::vector<float> xs = channel_major(x, N, ld, C);
+    std::vector<float> mind(N, std::numeric_limits<float>::infinity()), d(N), c(C);
     int cur = start;
     for (int t = 0; t < S; ++t) {
         idx[t] = cur;
-        const float* c = x + static_cast<size_t>(cur) * ld;
+        for (int q = 0; q < C; ++q) c[q] = x[static_cast<size_t>(cur) * ld + q];
+        dist_to(xs, N, C, c.data(), d.data());  // (x_j − c)², channel order, as the reference
+        for (int j = 0; j < N; ++j) mind[j] = std::min(mind[j], d[j]);
         int best = 0;
-        float bestv = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j < N; ++j) {
-            const float d = sqdist(x + static_cast<size_t>(j) * ld, c, C);  // (x_j − c)², channel order
-            const float m = std::min(mind[j], d);
-            mind[j] = m;
-            if (m > bestv) {  // strictly greater: the first maximal index wins
-                bestv = m;
+        float bestv = mind[0];
+        for (int j = 1; j < N; ++j)
+            if (mind[j] > bestv) {  // strictly greater: the first maximal index wins
+                bestv = mind[j];
                 best = j;
             }
-        }
         cur = best;
     }
 }
 
 void ball_query(const float* xyz, int N, int ldx, const float* ctr, int S, int ldc, int C, float r2, int K,
                 int32_t* idx) {
+    const std::vector<float> xs = channel_major(xyz, N, ldx, C);
+    std::vector<float> d(N);
     for (int s = 0; s < S; ++s) {
         const float* c = ctr + static_cast<size_t>(s) * ldc;
         int32_t* o = idx + static_cast<size_t>(s) * K;
-        int n = 0, nearest = 0;
-        float nd = std::numeric_limits<float>::infinity();
-        for (int j = 0; j < N && n < K; ++j) {
-            const float d = sqdist(c, xyz + static_cast<size_t>(j) * ldx, C);  // (c − x_j)², as the reference
-            if (d < r2) o[n++] = j;
-            if (d < nd) {
-                nd = d;
-                nearest = j;
-            }
-        }
+        dist_to(xs, N, C, c, d.data());  // (x_j − c)² = (c − x_j)², the reference's values
+        int n = 0;
+        for (int j = 0; j < N && n < K; ++j)
+            if (d[j] < r2) o[n++] = j;
         if (n == 0) {
-            // nothing inside (so the scan saw every point): the nearest one, lowest index on ties
+            // nothing inside: the nearest point, lowest index on ties
+            int nearest = 0;
+            for (int j = 1; j < N; ++j)
+                if (d[j] < d[nearest]) nearest = j;
             for (int t = 0; t < K; ++t) o[t] = nearest;
             continue;
         }

@@ -105,8 +105,7 @@ class _GeoBuilder(_Builder):
         rows = [self._rows_of(v) for v in vals]
         if any(r != rows[0] for r in rows) or any(v.pooled != vals[0].pooled for v in vals):
             raise ExportError(f"{name}: concatenated values have different rows")
-        for v in vals:
-            v.float_users += 1
+        # the inputs' users are counted at lowering: bits when the concatenation is only read as bits
         out = self._node("concat", name, sum(v.channels for v in vals), rows[0], inputs=list(vals))
         out.pooled = vals[0].pooled
         return out
@@ -157,13 +156,20 @@ class _GeoBuilder(_Builder):
     # ---------------------------------------------------------------- lowering
     def lower(self, output, model_info: dict) -> tuple[dict, dict]:
         output.float_users += 1
-        for node in self.nodes:  # a group reads its features as bits when its own output is bits
-            if node["kind"] == "group" and node["features"] is not None:
-                o = node["output"]
-                if o.bit_users and not o.float_users:
-                    node["features"].bit_users += 1
+        # a group reads its features, a concat its inputs, as bits when its own output is only read as bits
+        # (consumers first: reverse order, so a concat of concats propagates)
+        for node in reversed(self.nodes):
+            if node["kind"] not in ("group", "concat"):
+                continue
+            o = node["output"]
+            bits = o.bit_users > 0 and o.float_users == 0
+            for v in node["inputs"] if node["kind"] == "concat" else [node["features"]]:
+                if v is None:
+                    continue
+                if bits:
+                    v.bit_users += 1
                 else:
-                    node["features"].float_users += 1
+                    v.float_users += 1
         tensors: dict[str, np.ndarray] = {}
         values: dict[str, dict] = {}
         ops: list[dict] = []
@@ -217,12 +223,12 @@ class _GeoBuilder(_Builder):
                 op.update(centres=fname(node["centres"]), k=node["k"], radius=node["radius"], coords=3)
             ops.append(op)
             return "index"
-        bits_out = kind in ("edge", "group") and out.bit_users > 0 and out.float_users == 0
+        bits_out = kind in ("edge", "group", "concat") and out.bit_users > 0 and out.float_users == 0
         oname = bname(out) if bits_out else fname(out)
         declare(oname, out, "bits" if bits_out else "float")
         op = {"op": kind, "name": name, "output": oname}
         if kind == "concat":
-            op["inputs"] = [fname(v) for v in node["inputs"]]
+            op["inputs"] = [(bname if bits_out else fname)(v) for v in node["inputs"]]
         else:
             op["input"] = fname(node["input"])
         if kind in ("edge", "gather"):
