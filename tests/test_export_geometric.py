@@ -30,11 +30,11 @@ SMALL = {
 }
 
 
-def _parity(model, tmp_path, x, check_acc=True, points=None):
+def _parity(model, tmp_path, x, check_acc=True, points=None, isa=None):
     """Export, run (debug + threads) and compare with the float64 torch model; returns the runtime model."""
     path = tmp_path / "m.onebit"
     onebit.export(model, path, points=points)
-    eng = load(path)
+    eng = load(path, isa=isa)
     ref, acc = _torch_accumulators(model.double(), x.double())
     model.float()
     out, dbg = eng.run_debug(x.float().numpy())
@@ -89,6 +89,48 @@ def test_fixed_points_and_point_counts(tmp_path):
     # PointNet++ with fewer points than centres / neighbours: FPS repeats index 0, balls are padded
     model = calibrated_model("pointnet2_ssg", "bipointnet", seed=4, points=64, **SMALL["pointnet2_ssg"])
     _parity(model, tmp_path, torch.randn(2, 20, 3))
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
+def test_every_isa_and_intra_cloud_threads(isa, tmp_path):
+    from onebit.runtime import supported_isas
+
+    if isa not in supported_isas():
+        pytest.skip(f"{isa} not supported here")
+    model = calibrated_model("dgcnn", "bipointnet", seed=12, points=64, **SMALL["dgcnn"])
+    x = torch.randn(2, 61, 3)
+    eng, _ = _parity(model, tmp_path, x, isa=isa)  # kNN GEMM candidates, packed compares on every ISA
+    np.testing.assert_array_equal(eng.run(x[:1].numpy(), threads=2), eng.run(x[:1].numpy()))  # 1 cloud, 2 threads
+
+
+def test_engine_checks_geometric_records(tmp_path):
+    """The native plan re-checks what the loader validated (a hand-made plan cannot read out of bounds)."""
+    from onebit.runtime.model import _engine
+
+    eng = _engine()
+    bufs = [{"bits": False, "pooled": False, "cols": 3},
+            {"bits": False, "pooled": False, "cols": 1, "rows": 4, "index": True},
+            {"bits": False, "pooled": False, "cols": 3, "rows": 4},
+            {"bits": False, "pooled": False, "cols": 1, "rows": 2, "index": True},
+            {"bits": False, "pooled": False, "cols": 3, "rows": 2}]
+    fps = {"name": "fps", "type": 9, "in0": 0, "out": 1, "coords": 3}
+    gather = {"name": "gather", "type": 11, "in0": 0, "in1": 1, "out": 2}
+    eng.Engine(bufs[:3], [fps, gather], 2, "scalar").run(np.zeros((1, 5, 3), np.float32))
+    fps2 = {"name": "fps2", "type": 9, "in0": 2, "out": 3, "coords": 3}
+    bad = {"name": "gather2", "type": 11, "in0": 0, "in1": 3, "out": 4}  # index into buffer 2's rows, not 0's
+    with pytest.raises(ValueError, match="gather2"):
+        eng.Engine(bufs, [fps, gather, fps2, bad], 4, "scalar")
+    with pytest.raises(ValueError, match="knn"):
+        eng.Engine(bufs[:2], [{"name": "knn", "type": 8, "in0": 0, "out": 1, "k": 2}], 0, "scalar")
+
+
+def test_bench_runs_geometric_models():
+    from onebit.export.bench import bench_model, geometric_note
+
+    model = calibrated_model("pointnet2_ssg", "bipointnet", seed=13, points=64, **SMALL["pointnet2_ssg"])
+    rows = bench_model(model, points=64, rounds=1, min_block_s=0.001)
+    assert {r["runner"] for r in rows} == {"torch-eager", "torch-fp32", "engine"}
+    assert "do not apply" in geometric_note(model)
 
 
 # ---------------------------------------------------------------- geometric ops vs onebit.geometry
