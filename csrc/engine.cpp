@@ -262,7 +262,7 @@ class Engine {
         const BufSpec& bo = bufs_[op.out];
         if (bi.index || bo.index || (op.in1 >= 0 && op.in1 < nb && bufs_[op.in1].index))
             throw std::invalid_argument("op '" + op.name + "': index rows are read by geometric ops only");
-        if (bi.mult != bo.mult && !d.contains("group"))
+        if (bi.mult != bo.mult && !bo.pooled && !d.contains("group"))
             throw std::invalid_argument("op '" + op.name + "': row multiplier mismatch");
         op.out_mode = d.contains("out_mode") ? d["out_mode"].cast<int>() : OUT_F32;
         if (op.out_mode < 0 || op.out_mode > OUT_AVG) throw std::invalid_argument("op '" + op.name + "': bad out_mode");
@@ -435,6 +435,7 @@ class Engine {
             return !src.pooled && ix.irows == src.rows && ix.imult == src.mult;
         };
         auto set_space = [&](BufSpec& ix, const BufSpec& src) {
+            if (ix.irows != -1) bad("index buffer written twice");
             ix.irows = src.rows;
             ix.imult = src.mult;
         };
@@ -446,7 +447,9 @@ class Engine {
             for (int id : op.ins) {
                 chk(id);
                 const BufSpec& b = bufs_[id];
-                if (id == op.out || b.index || b.bits != bufs_[op.out].bits || !same_rows(b, bufs_[op.out])) bad("concat inputs must have the output's kind and rows");
+                if (id == op.out || b.index || bufs_[op.out].index || b.bits != bufs_[op.out].bits ||
+                    !same_rows(b, bufs_[op.out]))
+                    bad("concat inputs must have the output's kind and rows");
                 cols += b.cols;
             }
             if (cols != bufs_[op.out].cols) bad("concat output channels are not the sum of its inputs'");
