@@ -12,6 +12,10 @@ the thresholded bits over the points (sign(max z) = OR sign(z)); EMA-max's −δ
 rule and folded into τ by the runtime for the actual point count n. DAB weights
 (W̃ = β + (α−β)·e) with binary inputs run as AND-popcount + one popcount per input row.
 
+DGCNN and PointNet++ (SSG / MSG, classification) lower in :mod:`onebit.export.geometric`: the engine
+runs their kNN, FPS, ball query, edge features and groupings natively, index for index as
+:mod:`onebit.geometry`, and pools over neighbours inside the linear layers.
+
 Image models (``sketch_a_net``, ``resnet18``) lower in :mod:`onebit.export.conv`: binary convs run
 on packed NHWC bits (im2col into 64-bit-aligned taps + the same popcount GEMMs), max pools of bits
 become OR/AND, ResNet's shortcuts are float adds.
