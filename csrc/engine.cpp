@@ -488,7 +488,8 @@ class Engine {
                 const double r = d.contains("radius") ? d["radius"].cast<double>() : -1.0;
                 op.r2 = static_cast<float>(r * r);  // torch compares float32 distances with float32(r*r)
                 if (!flt(bi) || !flt(bc) || bi.pooled || bc.pooled || !bo.index || !same_rows(bc, bo) || bo.cols != op.gk ||
-                    op.gk < 1 || !(r > 0) || !std::isfinite(r) || op.coords < 1 || op.coords > bi.cols || op.coords > bc.cols)
+                    op.gk < 1 || !(r > 0) || !std::isfinite(r) || op.coords < 1 || op.coords > 4 || op.coords > bi.cols ||
+                    op.coords > bc.cols)
                     bad("ball_query needs float points and centres (radius > 0) and an index of k columns per centre");
                 set_space(bo, bi);
                 return;

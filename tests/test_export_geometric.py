@@ -301,6 +301,7 @@ def _geo_mutations():
         ("p", "group index space", lambda g: _op(g, "sa.1.group.0").update(index=_op(g, "sa.0.ball_query.0")["output"])),
         ("p", "group features rows", lambda g: _op(g, "sa.1.group.0").update(features="input")),
         ("p", "group coords", lambda g: _op(g, "sa.0.group.0").update(coords=2)),
+        ("p", "ball coords", lambda g: _op(g, "sa.0.ball_query.0").update(coords=5)),
         ("p", "index value pooled", lambda g: g["values"][_op(g, "sa.0.fps")["output"]].update(pooled=True)),
     ]
 

@@ -136,7 +136,8 @@ class GeometricOps:
             raise self._geo_bad(op, "points and centres must be float rows")
         if vo["kind"] != "index" or row_desc(vo) != row_desc(vc) or vo["channels"] != k:
             raise self._geo_bad(op, f"the output must be an index value of {k} columns, one row per centre")
-        self._coords(op, 3, vi, vc)
+        if self._coords(op, 3, vi, vc) > 4:
+            raise self._geo_bad(op, "coords must be at most 4 (the exact channel-ordered distance of the reference)")
         self._set_space(op, vi)
 
     def _check_gather(self, op, vi, vo, values):
