@@ -552,19 +552,21 @@ class Engine {
         }
     }
 
-    void run_geo(const Op& op, int N, const std::vector<void*>& ptr) const {
+    void run_geo(const Op& op, int N, const std::vector<void*>& ptr, int threads) const {
         const BufSpec& bi = bufs_[op.in0];
         const BufSpec& bo = bufs_[op.out];
         const int M = nrows(bi, N);
         auto F = [&](int id) { return static_cast<const float*>(ptr[id]); };
         auto I = [&](int id) { return static_cast<const int32_t*>(ptr[id]); };
         switch (op.type) {
-            case OP_KNN: geo::knn(isa_, F(op.in0), M, bi.ld, op.coords, op.gk, static_cast<int32_t*>(ptr[op.out])); break;
+            case OP_KNN:
+                geo::knn(isa_, F(op.in0), M, bi.ld, op.coords, op.gk, static_cast<int32_t*>(ptr[op.out]), threads);
+                break;
             case OP_FPS: geo::fps(F(op.in0), M, bi.ld, op.coords, op.gk, 0, static_cast<int32_t*>(ptr[op.out])); break;
             case OP_BALLQ: {
                 const BufSpec& bc = bufs_[op.in1];
                 geo::ball_query(F(op.in0), M, bi.ld, F(op.in1), nrows(bc, N), bc.ld, op.coords, op.r2, op.gk,
-                                static_cast<int32_t*>(ptr[op.out]));
+                                static_cast<int32_t*>(ptr[op.out]), threads);
                 break;
             }
             case OP_GATHER: {
@@ -709,7 +711,7 @@ class Engine {
                     break;
                 case OP_KNN: case OP_FPS: case OP_BALLQ: case OP_GATHER: case OP_EDGE: case OP_GROUP: case OP_POOL:
                 case OP_CONCAT:
-                    run_geo(op, N, ptr);
+                    run_geo(op, N, ptr, threads);
                     break;
                 default:
                     if (op.group) run_grouped(op, M, ptr[op.in0], bi.ld, ptr[op.out], s, rawp);

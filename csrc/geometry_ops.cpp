@@ -80,13 +80,17 @@ void dist_to(const std::vector<float>& xs, int N, int C, const float* q, float* 
 }
 }  // namespace
 
-void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
-    std::vector<float> bd(k), d(N);
+void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx, int threads) {
     if (C <= 4) {
         const std::vector<float> xs = channel_major(x, N, ld, C);
-        for (int i = 0; i < N; ++i) {
-            dist_to(xs, N, C, x + static_cast<size_t>(i) * ld, d.data());  // (x_j − x_i)² = (x_i − x_j)²
-            select_k(d.data(), N, k, idx + static_cast<size_t>(i) * k, bd.data());
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+            std::vector<float> bd(k), d(N);
+#pragma omp for schedule(static)
+            for (int i = 0; i < N; ++i) {
+                dist_to(xs, N, C, x + static_cast<size_t>(i) * ld, d.data());  // (x_j − x_i)² = (x_i − x_j)²
+                select_k(d.data(), N, k, idx + static_cast<size_t>(i) * k, bd.data());
+            }
         }
         return;
     }
@@ -95,7 +99,7 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
     // error bound of the k-th is re-ranked by the exact distance Σ_c (x_ic − x_jc)² in double (float32
     // differences and squares are exact there), so the neighbours are those of exact arithmetic (torch in
     // float64), ties to the lower index.
-    std::vector<float> xt(static_cast<size_t>(C) * N), aa(N), tmp(k);
+    std::vector<float> xt(static_cast<size_t>(C) * N), aa(N);
     float aamax = 0.f;
     for (int j = 0; j < N; ++j) {
         const float* r = x + static_cast<size_t>(j) * ld;
@@ -109,10 +113,15 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
     }
     const float gamma = static_cast<float>(2 * C + 16) * 1.1920929e-07f;  // generous bound on the relative error
     constexpr int RB = 16;
-    std::vector<float> xb(static_cast<size_t>(RB) * C), z(static_cast<size_t>(RB) * N);
+    const int nblocks = (N + RB - 1) / RB;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+    std::vector<float> xb(static_cast<size_t>(RB) * C), z(static_cast<size_t>(RB) * N), d(N), tmp(k);
     std::vector<double> exact(N), bdd(k);
     std::vector<int32_t> cand(N);
-    for (int i0 = 0; i0 < N; i0 += RB) {
+#pragma omp for schedule(dynamic, 2)
+    for (int blk = 0; blk < nblocks; ++blk) {
+        const int i0 = blk * RB;
         const int R = std::min(RB, N - i0);
         for (int r = 0; r < R; ++r)
             std::memcpy(xb.data() + static_cast<size_t>(r) * C, x + static_cast<size_t>(i0 + r) * ld, sizeof(float) * C);
@@ -155,6 +164,7 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx) {
             select_k(exact.data(), nc, k, idx + static_cast<size_t>(i) * k, bdd.data(), cand.data());
         }
     }
+    }  // omp parallel
 }
 
 
@@ -179,9 +189,12 @@ void fps(const float* x, int N, int ld, int C, int S, int start, int32_t* idx) {
 }
 
 void ball_query(const float* xyz, int N, int ldx, const float* ctr, int S, int ldc, int C, float r2, int K,
-                int32_t* idx) {
+                int32_t* idx, int threads) {
     const std::vector<float> xs = channel_major(xyz, N, ldx, C);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
     std::vector<float> d(N);
+#pragma omp for schedule(static)
     for (int s = 0; s < S; ++s) {
         const float* c = ctr + static_cast<size_t>(s) * ldc;
         int32_t* o = idx + static_cast<size_t>(s) * K;
@@ -199,6 +212,7 @@ void ball_query(const float* xyz, int N, int ldx, const float* ctr, int S, int l
         }
         for (int t = n; t < K; ++t) o[t] = o[0];
     }
+    }  // omp parallel
 }
 
 void gather_f(const float* x, int ldx, int C, const int32_t* idx, int R, float* out, int ldo) {

@@ -5,7 +5,8 @@
 // reference in onebit.geometry index for index (docs/format.md, "Geometric ops"):
 //  * squared distances of <= 4 coordinates are Σ_c (a_c − b_c)² accumulated in channel order in
 //    float32 (the build targets baseline x86-64 without FMA contraction, as torch's elementwise ops);
-//  * wider features use ‖a‖² + ‖b‖² − 2 a·b in float32, clamped at 0 (torch's GEMM form);
+//  * wider features (kNN only): candidates by ‖a‖² + ‖b‖² − 2 a·b in float32, re-ranked by the exact
+//    distance in double (the neighbours of exact arithmetic, as torch in float64);
 //  * ties: kNN orders by (distance, index), FPS takes the lowest index among equal maxima, ball
 //    query takes points in index order and an empty ball takes the nearest point (lowest index).
 // Index rows are int32.
@@ -19,8 +20,9 @@ namespace onebit {
 namespace geo {
 
 // k nearest rows of x (N rows, row stride ld) to every row, over channels [0, C): idx (N, k), ordered by
-// (squared distance, index). C <= 4: exact channel-ordered sum; else the GEMM form (isa picks fgemm).
-void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx);
+// (squared distance, index). C <= 4: exact channel-ordered float32 sum; else float GEMM-form candidates
+// (isa picks fgemm) re-ranked by the exact distance in double. threads > 1: rows split over OpenMP threads.
+void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx, int threads = 1);
 
 // Farthest point sampling over channels [0, C) of x (N rows): S indices, idx[0] = start.
 void fps(const float* x, int N, int ld, int C, int S, int start, int32_t* idx);
@@ -29,7 +31,7 @@ void fps(const float* x, int N, int ld, int C, int S, int start, int32_t* idx);
 // xyz (N rows, stride ldx) with squared distance < r2 in index order, padded with the first found;
 // none inside: the nearest row fills the whole row of idx (S, K).
 void ball_query(const float* xyz, int N, int ldx, const float* ctr, int S, int ldc, int C, float r2, int K,
-                int32_t* idx);
+                int32_t* idx, int threads = 1);
 
 // out row r = x row idx[r] (R rows): float rows of C values (strides ldx, ldo) or packed rows of W words.
 void gather_f(const float* x, int ldx, int C, const int32_t* idx, int R, float* out, int ldo);
