@@ -68,6 +68,13 @@ def test_other_presets(name, preset, tmp_path):
     _parity(model, tmp_path, torch.randn(2, 80, 3))
 
 
+def test_dgcnn_extra_input_channels(tmp_path):
+    # xyz + normals: the first graph is built on xyz only (knn coords 3), the edge features use all 6 channels
+    model = calibrated_model("dgcnn", "bipointnet", seed=3, points=64, in_channels=6, **SMALL["dgcnn"])
+    eng, _ = _parity(model, tmp_path, torch.randn(2, 64, 6))
+    assert next(op for op in eng.ops if op["name"] == "ec.0.knn")["coords"] == 3
+
+
 def test_float_pointnet2_and_binary_first_layer(tmp_path):
     model = calibrated_model("pointnet2_ssg", "fp", seed=3, points=64, **SMALL["pointnet2_ssg"])
     _parity(model, tmp_path, torch.randn(2, 64, 3), check_acc=False)
@@ -301,7 +308,7 @@ def _geo_mutations():
         ("p", "group index space", lambda g: _op(g, "sa.1.group.0").update(index=_op(g, "sa.0.ball_query.0")["output"])),
         ("p", "group features rows", lambda g: _op(g, "sa.1.group.0").update(features="input")),
         ("p", "group coords", lambda g: _op(g, "sa.0.group.0").update(coords=2)),
-        ("p", "ball coords", lambda g: _op(g, "sa.0.ball_query.0").update(coords=5)),
+        ("p", "ball coords beyond channels", lambda g: _op(g, "sa.0.ball_query.0").update(coords=5)),
         ("p", "index value pooled", lambda g: g["values"][_op(g, "sa.0.fps")["output"]].update(pooled=True)),
     ]
 
