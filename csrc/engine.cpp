@@ -22,6 +22,7 @@
 #include <ctime>
 #include <vector>
 
+#include "geometry_ops.h"
 #include "kernels.h"
 
 namespace py = pybind11;
@@ -30,8 +31,11 @@ using namespace onebit;
 namespace {
 
 enum OpType : int {
-    OP_FLINEAR = 0, OP_BLINEAR = 1, OP_BMM = 2, OP_QUANT = 3, OP_IM2COL = 4, OP_BITPOOL = 5, OP_ADD = 6, OP_GAP = 7
+    OP_FLINEAR = 0, OP_BLINEAR = 1, OP_BMM = 2, OP_QUANT = 3, OP_IM2COL = 4, OP_BITPOOL = 5, OP_ADD = 6, OP_GAP = 7,
+    // geometric ops of the point models (geometry_ops.h)
+    OP_KNN = 8, OP_FPS = 9, OP_BALLQ = 10, OP_GATHER = 11, OP_EDGE = 12, OP_GROUP = 13, OP_POOL = 14, OP_CONCAT = 15
 };
+inline bool is_geo(int t) { return t >= OP_KNN && t <= OP_CONCAT; }
 enum OutMode : int { OUT_F32 = 0, OUT_BITS = 1, OUT_OR = 2, OUT_MAX = 3, OUT_AVG = 4 };
 
 struct BufSpec {
@@ -40,10 +44,17 @@ struct BufSpec {
     int cols = 0;          // channels
     int ld = 0;            // row stride in elements (floats or 64-bit words)
     int rows = 0;          // fixed row count (a spatial H*W map, NHWC rows); 0: per point / pooled
+    int mult = 1;          // rows = N * mult when rows == 0 and not pooled (DGCNN's N*k edge rows)
+    bool index = false;    // int32 index rows (kNN / FPS / ball query output), `cols` indices per row
+    // index buffers: the row space their indices point into (set by the producing op)
+    int irows = -1, imult = 1;
 };
 
 // rows of a buffer for an input of N rows (points, or pixels of the input image)
-inline int nrows(const BufSpec& b, int N) { return b.rows > 0 ? b.rows : (b.pooled ? 1 : N); }
+inline int nrows(const BufSpec& b, int N) { return b.rows > 0 ? b.rows : (b.pooled ? 1 : N * b.mult); }
+inline bool same_rows(const BufSpec& a, const BufSpec& b) {
+    return a.pooled == b.pooled && a.rows == b.rows && a.mult == b.mult;
+}
 
 template <class T>
 using avec = std::vector<T>;
@@ -69,6 +80,14 @@ struct Op {
     avec<int32_t> ecnt;            // AND (DAB) layers: k − 2·popcount(e) per channel
     avec<uint32_t> flip;           // per panel flip masks (all 0: flips are folded into the weights)
     avec<uint8_t> neg;             // channels stored complemented (debug: report the true dot)
+    // geometric ops / grouped pooling
+    int group = 0;                 // linear / pool: pool over consecutive groups of this many rows (0: none / all)
+    int gk = 0;                    // knn: k; ball query: nsample; fps: npoint
+    int coords = 0;                // channels used as coordinates (knn, fps, ball query, group)
+    int idx = -1, feat = -1;       // group: index buffer, feature buffer (-1: none)
+    float r2 = 0.f;                // ball query: float32(radius²)
+    bool avg = false;              // pool: mean (else max)
+    std::vector<int> ins;          // concat inputs
 };
 
 // timers: wall clock for benchmarks, per-thread CPU time for the per-op profile (robust on a shared host)
@@ -277,12 +296,16 @@ class Engine {
             b.ld = b.bits ? (b.cols + 63) / 64 : b.cols;
             b.rows = d.contains("rows") ? d["rows"].cast<int>() : 0;
             if (b.rows < 0 || b.rows > (1 << 26)) throw std::invalid_argument("buffer with a bad row count");
+            b.mult = d.contains("mult") ? d["mult"].cast<int>() : 1;
+            b.index = d.contains("index") && d["index"].cast<bool>();
+            if (b.mult < 1 || b.mult > (1 << 16) || (b.mult > 1 && (b.rows || b.pooled)) || (b.index && b.bits))
+                throw std::invalid_argument("buffer with a bad row multiplier or index flag");
             bufs_.push_back(b);
         }
         if (bufs_.empty() || bufs_[0].bits || bufs_[0].pooled)
             throw std::invalid_argument("buffer 0 must be the float per-point input");
         for (auto item : ops) ops_.push_back(make_op(item.cast<py::dict>()));
-        if (output_ < 0 || output_ >= static_cast<int>(bufs_.size()) || bufs_[output_].bits)
+        if (output_ < 0 || output_ >= static_cast<int>(bufs_.size()) || bufs_[output_].bits || bufs_[output_].index)
             throw std::invalid_argument("the graph output must be a float buffer");
         prof_ns_.assign(ops_.size(), 0.0);
         mark_dedup();
@@ -298,6 +321,11 @@ class Engine {
             throw std::invalid_argument("input has " + std::to_string(x.shape(2)) + " channels, the model expects " +
                                         std::to_string(bufs_[0].cols));
         if (N < 1) throw std::invalid_argument("input needs at least one point");
+        for (const Op& op : ops_)
+            if (op.type == OP_KNN && N < op.gk)
+                throw std::invalid_argument("op '" + op.name + "': kNN with k = " + std::to_string(op.gk) +
+                                            " needs at least " + std::to_string(op.gk) + " points, got " +
+                                            std::to_string(N));
         if (bufs_[0].rows > 0 && N != bufs_[0].rows)
             throw std::invalid_argument("input has " + std::to_string(N) + " rows (pixels), the model expects " +
                                         std::to_string(bufs_[0].rows));
@@ -412,12 +440,20 @@ class Engine {
         auto chk = [&](int id) {
             if (id < 0 || id >= nb) throw std::invalid_argument("op '" + op.name + "': bad buffer reference");
         };
+        if (is_geo(op.type)) {
+            make_geo(op, d, chk);
+            return op;
+        }
         chk(op.in0);
         chk(op.out);
         if (op.out == 0 || op.out == op.in0 || op.out == op.in1)
             throw std::invalid_argument("op '" + op.name + "': bad output buffer");
         const BufSpec& bi = bufs_[op.in0];
         const BufSpec& bo = bufs_[op.out];
+        if (bi.index || bo.index || (op.in1 >= 0 && op.in1 < nb && bufs_[op.in1].index))
+            throw std::invalid_argument("op '" + op.name + "': index rows are read by geometric ops only");
+        if (bi.mult != bo.mult && !bo.pooled && !d.contains("group"))
+            throw std::invalid_argument("op '" + op.name + "': row multiplier mismatch");
         op.out_mode = d.contains("out_mode") ? d["out_mode"].cast<int>() : OUT_F32;
         if (op.out_mode < 0 || op.out_mode > OUT_AVG) throw std::invalid_argument("op '" + op.name + "': bad out_mode");
         const bool want_bits = op.out_mode == OUT_BITS || op.out_mode == OUT_OR;
@@ -464,9 +500,19 @@ class Engine {
         if (op.K != bi.cols || op.N != bo.cols || op.K < 1 || op.N < 1)
             throw std::invalid_argument("op '" + op.name + "': K/N do not match its buffers");
         if (bo.bits != want_bits) throw std::invalid_argument("op '" + op.name + "': output kind mismatch");
-        if (bo.pooled != (is_pooled_mode(op.out_mode) || bi.pooled))
-            throw std::invalid_argument("op '" + op.name + "': pooled flag mismatch");
-        if (!bo.pooled && bo.rows != bi.rows) throw std::invalid_argument("op '" + op.name + "': row count mismatch");
+        op.group = d.contains("group") ? d["group"].cast<int>() : 0;
+        if (op.group) {
+            // pooling over consecutive groups of `group` rows (DGCNN's k neighbours, PointNet++'s ball groups)
+            if (op.group < 1 || !is_pooled_mode(op.out_mode) || bi.pooled || bo.pooled ||
+                !(bi.rows ? (bo.rows * static_cast<long>(op.group) == bi.rows && bi.mult == 1 && bo.mult == 1)
+                          : (bo.rows == 0 && bi.mult == bo.mult * op.group)))
+                throw std::invalid_argument("op '" + op.name + "': grouped pooling rows do not match its buffers");
+        } else {
+            if (bo.pooled != (is_pooled_mode(op.out_mode) || bi.pooled))
+                throw std::invalid_argument("op '" + op.name + "': pooled flag mismatch");
+            if (!bo.pooled && (bo.rows != bi.rows || bo.mult != bi.mult))
+                throw std::invalid_argument("op '" + op.name + "': row count mismatch");
+        }
         op.Kv = d.contains("Kv") ? d["Kv"].cast<int>() : op.K;
         if (op.Kv < 1 || op.Kv > op.K) throw std::invalid_argument("op '" + op.name + "': bad valid bit count Kv");
         op.panels = (op.N + NP - 1) / NP;
@@ -567,6 +613,229 @@ class Engine {
         }
     }
 
+    // ---------------------------------------------------------------- geometric ops (point models)
+    template <class Chk>
+    void make_geo(Op& op, const py::dict& d, Chk chk) {
+        const std::string& nm = op.name;
+        auto bad = [&](const std::string& m) { throw std::invalid_argument("op '" + nm + "': " + m); };
+        auto flt = [](const BufSpec& b) { return !b.bits && !b.index; };
+        auto opt = [&](const char* key, int dflt) { return d.contains(key) ? d[key].cast<int>() : dflt; };
+        // an index buffer points into the row space of `src`; a reader must index a buffer of that space
+        auto space_of = [&](const BufSpec& ix, const BufSpec& src) {
+            return !src.pooled && ix.irows == src.rows && ix.imult == src.mult;
+        };
+        auto set_space = [&](BufSpec& ix, const BufSpec& src) {
+            if (ix.irows != -1) bad("index buffer written twice");
+            ix.irows = src.rows;
+            ix.imult = src.mult;
+        };
+        if (op.type == OP_CONCAT) {
+            if (!d.contains("ins")) bad("concat needs its inputs");
+            op.ins = d["ins"].cast<std::vector<int>>();
+            if (op.ins.size() < 2) bad("concat needs at least two inputs");
+            int cols = 0;
+            for (int id : op.ins) {
+                chk(id);
+                const BufSpec& b = bufs_[id];
+                if (id == op.out || b.index || bufs_[op.out].index || b.bits != bufs_[op.out].bits ||
+                    !same_rows(b, bufs_[op.out]))
+                    bad("concat inputs must have the output's kind and rows");
+                cols += b.cols;
+            }
+            if (cols != bufs_[op.out].cols) bad("concat output channels are not the sum of its inputs'");
+            op.in0 = op.ins[0];
+            return;
+        }
+        chk(op.in0);
+        chk(op.out);
+        if (op.out == 0 || op.out == op.in0 || op.out == op.in1) bad("bad output buffer");
+        BufSpec& bo = bufs_[op.out];
+        const BufSpec& bi = bufs_[op.in0];
+        switch (op.type) {
+            case OP_KNN: {
+                op.gk = get_int(d, "k", nm);
+                op.coords = opt("coords", bi.cols);
+                if (!flt(bi) || bi.pooled || bi.rows || bi.mult != 1 || !bo.index || !same_rows(bi, bo) || bo.cols != op.gk ||
+                    op.gk < 1 || op.coords < 1 || op.coords > bi.cols)
+                    bad("knn maps float per-point rows to a per-point index of k columns");
+                set_space(bo, bi);
+                return;
+            }
+            case OP_FPS: {
+                op.gk = bo.rows;
+                op.coords = opt("coords", bi.cols);
+                if (!flt(bi) || bi.pooled || !bo.index || bo.rows < 1 || bo.mult != 1 || bo.pooled || bo.cols != 1 ||
+                    op.coords < 1 || op.coords > bi.cols || opt("start", 0) != 0)
+                    bad("fps maps float rows to a fixed number of index rows (one index each, start 0)");
+                set_space(bo, bi);
+                return;
+            }
+            case OP_BALLQ: {
+                chk(op.in1);
+                const BufSpec& bc = bufs_[op.in1];
+                op.gk = get_int(d, "k", nm);
+                op.coords = opt("coords", 3);
+                const double r = d.contains("radius") ? d["radius"].cast<double>() : -1.0;
+                op.r2 = static_cast<float>(r * r);  // torch compares float32 distances with float32(r*r)
+                if (!flt(bi) || !flt(bc) || bi.pooled || bc.pooled || !bo.index || !same_rows(bc, bo) || bo.cols != op.gk ||
+                    op.gk < 1 || !(r > 0) || !std::isfinite(r) || op.coords < 1 || op.coords > 4 || op.coords > bi.cols ||
+                    op.coords > bc.cols)
+                    bad("ball_query needs float points and centres (radius > 0) and an index of k columns per centre");
+                set_space(bo, bi);
+                return;
+            }
+            case OP_GATHER: {
+                chk(op.in1);
+                const BufSpec& ix = bufs_[op.in1];
+                if (bi.index || !ix.index || !space_of(ix, bi) || bo.bits != bi.bits || bo.index || bo.cols != bi.cols ||
+                    bo.pooled || !(ix.rows ? (bo.rows == ix.rows * ix.cols && bo.mult == 1)
+                                           : (bo.rows == 0 && bo.mult == ix.mult * ix.cols)))
+                    bad("gather needs rows and an index into them; output rows = index rows x index columns");
+                return;
+            }
+            case OP_EDGE: {
+                chk(op.in1);
+                const BufSpec& ix = bufs_[op.in1];
+                if (!flt(bi) || bi.pooled || bi.rows || bi.mult != 1 || !ix.index || !space_of(ix, bi) || !same_rows(ix, bi) ||
+                    bo.index || bo.pooled || bo.rows || bo.mult != ix.cols || bo.cols != 2 * bi.cols)
+                    bad("edge maps float per-point rows and their kNN index to N*k rows of 2C channels");
+                return;
+            }
+            case OP_GROUP: {
+                chk(op.in1);
+                op.idx = get_int(d, "idx", nm);
+                op.feat = opt("feat", -1);
+                chk(op.idx);
+                const BufSpec& bc = bufs_[op.in1];
+                const BufSpec& ix = bufs_[op.idx];
+                op.coords = opt("coords", 3);
+                int F = 0;
+                if (op.feat >= 0) {
+                    chk(op.feat);
+                    const BufSpec& bf = bufs_[op.feat];
+                    if (bf.index || !same_rows(bf, bi) || (bf.bits && !bo.bits) || op.feat == op.out) bad("group features must have the points' rows");
+                    F = bf.cols;
+                }
+                if (!flt(bi) || !flt(bc) || bi.pooled || bc.pooled || !ix.index || !space_of(ix, bi) || !same_rows(ix, bc) ||
+                    op.coords < 1 || op.coords > bi.cols || op.coords > bc.cols || bo.index || bo.pooled ||
+                    bo.cols != op.coords + F || !(ix.rows ? (bo.rows == ix.rows * ix.cols && bo.mult == 1)
+                                                           : (bo.rows == 0 && bo.mult == ix.mult * ix.cols)) ||
+                    op.idx == op.out)
+                    bad("group needs float points, centres, an index of the centres' rows into the points, and "
+                        "output rows = centres x k of coords + feature channels");
+                op.gk = ix.cols;
+                return;
+            }
+            case OP_POOL: {
+                op.group = opt("group", 0);
+                op.avg = d.contains("avg") && d["avg"].cast<bool>();
+                op.offset = d.contains("offset") ? d["offset"].cast<float>() : 0.f;
+                const bool ok_rows = op.group == 0 ? bo.pooled
+                                                   : (op.group >= 1 && !bo.pooled &&
+                                                      (bi.rows ? (bo.rows * static_cast<long>(op.group) == bi.rows && bo.mult == 1)
+                                                               : (bo.rows == 0 && bi.mult == bo.mult * op.group)));
+                if (!flt(bi) || !flt(bo) || bi.pooled || bi.cols != bo.cols || !ok_rows || !std::isfinite(op.offset))
+                    bad("pool maps float rows to one float row per group (or per cloud)");
+                return;
+            }
+            default: bad("unknown op type");
+        }
+    }
+
+    void run_geo(const Op& op, int N, const std::vector<void*>& ptr, int threads) const {
+        const BufSpec& bi = bufs_[op.in0];
+        const BufSpec& bo = bufs_[op.out];
+        const int M = nrows(bi, N);
+        auto F = [&](int id) { return static_cast<const float*>(ptr[id]); };
+        auto I = [&](int id) { return static_cast<const int32_t*>(ptr[id]); };
+        switch (op.type) {
+            case OP_KNN:
+                geo::knn(isa_, F(op.in0), M, bi.ld, op.coords, op.gk, static_cast<int32_t*>(ptr[op.out]), threads);
+                break;
+            case OP_FPS: geo::fps(F(op.in0), M, bi.ld, op.coords, op.gk, 0, static_cast<int32_t*>(ptr[op.out])); break;
+            case OP_BALLQ: {
+                const BufSpec& bc = bufs_[op.in1];
+                geo::ball_query(F(op.in0), M, bi.ld, F(op.in1), nrows(bc, N), bc.ld, op.coords, op.r2, op.gk,
+                                static_cast<int32_t*>(ptr[op.out]), threads);
+                break;
+            }
+            case OP_GATHER: {
+                const int R = nrows(bo, N);
+                if (bi.bits) geo::gather_b(static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, I(op.in1), R, static_cast<uint64_t*>(ptr[op.out]));
+                else geo::gather_f(F(op.in0), bi.ld, bi.cols, I(op.in1), R, static_cast<float*>(ptr[op.out]), bo.ld);
+                break;
+            }
+            case OP_EDGE: {
+                const int k = bufs_[op.in1].cols;
+                if (bo.bits) geo::edge_b(isa_, F(op.in0), M, bi.ld, bi.cols, I(op.in1), k, static_cast<uint64_t*>(ptr[op.out]), bo.ld);
+                else geo::edge_f(F(op.in0), M, bi.ld, bi.cols, I(op.in1), k, static_cast<float*>(ptr[op.out]));
+                break;
+            }
+            case OP_GROUP: {
+                const BufSpec& bc = bufs_[op.in1];
+                const int S = nrows(bc, N);
+                const BufSpec* bf = op.feat >= 0 ? &bufs_[op.feat] : nullptr;
+                const int Fc = bf ? bf->cols : 0, ldf = bf ? bf->ld : 0;
+                if (bo.bits)
+                    geo::group_b(F(op.in0), bi.ld, F(op.in1), bc.ld, op.coords, bf && !bf->bits ? F(op.feat) : nullptr,
+                                 bf && bf->bits ? static_cast<const uint64_t*>(ptr[op.feat]) : nullptr, ldf, Fc, I(op.idx), S,
+                                 op.gk, static_cast<uint64_t*>(ptr[op.out]), bo.ld);
+                else
+                    geo::group_f(F(op.in0), bi.ld, F(op.in1), bc.ld, op.coords, bf ? F(op.feat) : nullptr, ldf, Fc, I(op.idx),
+                                 S, op.gk, static_cast<float*>(ptr[op.out]));
+                break;
+            }
+            case OP_POOL:
+                geo::pool_groups(F(op.in0), M, bi.cols, op.group ? op.group : M, op.avg, op.offset,
+                                 static_cast<float*>(ptr[op.out]));
+                break;
+            default: {  // OP_CONCAT
+                const int R = nrows(bo, N);
+                if (bo.bits) {
+                    uint64_t* o = static_cast<uint64_t*>(ptr[op.out]);
+                    for (int r = 0; r < R; ++r) {
+                        int pos = 0;
+                        for (int id : op.ins) {
+                            const BufSpec& b = bufs_[id];
+                            geo::put_bits(o + static_cast<size_t>(r) * bo.ld, pos,
+                                          static_cast<const uint64_t*>(ptr[id]) + static_cast<size_t>(r) * b.ld, b.cols);
+                            pos += b.cols;
+                        }
+                    }
+                } else {
+                    float* o = static_cast<float*>(ptr[op.out]);
+                    for (int r = 0; r < R; ++r) {
+                        int pos = 0;
+                        for (int id : op.ins) {
+                            const BufSpec& b = bufs_[id];
+                            std::memcpy(o + static_cast<size_t>(r) * bo.ld + pos, F(id) + static_cast<size_t>(r) * b.ld,
+                                        sizeof(float) * b.cols);
+                            pos += b.cols;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // a linear layer pooled over consecutive groups of op.group rows: the layer's own pooled epilogue
+    // (max / avg / OR of thresholded bits, − offset) run once per group, one output row each
+    void run_grouped(const Op& op, int M, const void* in, int ldx, void* out, Scratch& s, int32_t* raw) const {
+        const int g = op.group, G = M / g;
+        const bool bits = op.out_mode == OUT_OR;
+        const size_t ldo = bits ? static_cast<size_t>((op.N + 63) / 64) : static_cast<size_t>(op.N);
+        const size_t rawc = static_cast<size_t>(op.N) * (op.and_mode ? 2 : 1);
+        for (int q = 0; q < G; ++q) {
+            void* o = bits ? static_cast<void*>(static_cast<uint64_t*>(out) + q * ldo)
+                           : static_cast<void*>(static_cast<float*>(out) + q * ldo);
+            const size_t r0 = static_cast<size_t>(q) * g;
+            if (op.type == OP_FLINEAR)
+                run_flinear(op, g, static_cast<const float*>(in) + r0 * ldx, o, s);
+            else
+                run_blinear(op, g, static_cast<const uint64_t*>(in) + r0 * ldx, ldx, o, s, 1, raw ? raw + r0 * rawc : nullptr);
+        }
+    }
+
     // ---------------------------------------------------------------- per-cloud forward
     void forward(const float* x, int N, float* out, int threads, py::dict* dbg, bool profile,
                  std::vector<double>* prof = nullptr) const {
@@ -627,10 +896,18 @@ class Engine {
                     if (bi.bits) run_bitpool(op, bi, static_cast<const uint64_t*>(ptr[op.in0]), static_cast<uint64_t*>(ptr[op.out]));
                     else run_fpool(op, bi, static_cast<const float*>(ptr[op.in0]), static_cast<float*>(ptr[op.out]));
                     break;
-                case OP_FLINEAR: run_flinear(op, M, static_cast<const float*>(ptr[op.in0]), ptr[op.out], s); break;
+                case OP_FLINEAR:
+                    if (op.group) run_grouped(op, M, ptr[op.in0], bi.ld, ptr[op.out], s, rawp);
+                    else run_flinear(op, M, static_cast<const float*>(ptr[op.in0]), ptr[op.out], s);
+                    break;
+                case OP_KNN: case OP_FPS: case OP_BALLQ: case OP_GATHER: case OP_EDGE: case OP_GROUP: case OP_POOL:
+                case OP_CONCAT:
+                    run_geo(op, N, ptr, threads);
+                    break;
                 default:
-                    run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
-                                rawp);
+                    if (op.group) run_grouped(op, M, ptr[op.in0], bi.ld, ptr[op.out], s, rawp);
+                    else run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
+                                     rawp);
             }
             const BufSpec& bo_ = bufs_[op.out];
             if (!bo_.pooled && bo_.rows == 0 && rows_in[op.in0] >= 0) rows_in[op.out] = M;  // a compacted chain
@@ -641,7 +918,11 @@ class Engine {
                 const BufSpec& bo = bufs_[op.out];
                 const int rows = nrows(bo, N);
                 py::dict e;
-                if (bo.bits) {
+                if (bo.index) {
+                    py::array_t<int32_t> a({rows, bo.ld});
+                    std::memcpy(a.mutable_data(), ptr[op.out], sizeof(int32_t) * rows * bo.ld);
+                    e["index"] = a;
+                } else if (bo.bits) {
                     py::array_t<uint64_t> a({rows, bo.ld});
                     std::memcpy(a.mutable_data(), ptr[op.out], sizeof(uint64_t) * rows * bo.ld);
                     e["bits"] = a;

@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
     except (ExportError, ValueError, OSError) as e:
         print(f"onebit bench: {e}", file=sys.stderr)
         return 1
+    from onebit.export.bench import geometric_note
+
+    note = geometric_note(model)
+    if note and any(r.startswith("torch-fp32-pm") or r.startswith("torch-bf16") for r in runners):
+        print(note)
     eng = next((r for r in rows if r["runner"] == "engine"), None)
     torch_rows = [r for r in rows if r["runner"].startswith("torch-fp32")]
     best = min(torch_rows, key=lambda r: r["median_ms"]) if torch_rows else None

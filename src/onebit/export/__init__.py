@@ -12,6 +12,10 @@ the thresholded bits over the points (sign(max z) = OR sign(z)); EMA-max's −δ
 rule and folded into τ by the runtime for the actual point count n. DAB weights
 (W̃ = β + (α−β)·e) with binary inputs run as AND-popcount + one popcount per input row.
 
+DGCNN and PointNet++ (SSG / MSG, classification) lower in :mod:`onebit.export.geometric`: the engine
+runs their kNN, FPS, ball query, edge features and groupings natively, index for index as
+:mod:`onebit.geometry`, and pools over neighbours inside the linear layers.
+
 Image models (``sketch_a_net``, ``resnet18``) lower in :mod:`onebit.export.conv`: binary convs run
 on packed NHWC bits (im2col into 64-bit-aligned taps + the same popcount GEMMs), max pools of bits
 become OR/AND, ResNet's shortcuts are float adds.
@@ -348,7 +352,8 @@ def _check_sign_quantizer(q, name: str) -> None:
 
 
 def build_graph(model, points: int | None = None, input_size: int | None = None) -> tuple[dict, dict]:
-    """(graph, tensors) of a supported model (PointNet family, classification; sketch_a_net; resnet18).
+    """(graph, tensors) of a supported model (PointNet family, DGCNN, PointNet++ SSG / MSG: classification;
+    sketch_a_net; resnet18).
 
     ``points``: fix the number of points per cloud, so EMA-max offsets fold into integer thresholds
     (smaller file; the runtime then refuses other point counts). None keeps them per-run.
@@ -362,6 +367,15 @@ def build_graph(model, points: int | None = None, input_size: int | None = None)
         raise ExportError(f"export: points must be a positive integer, got {points!r}")
     if isinstance(model, PointNet):
         return _pointnet(model, points)
+    from onebit.models.dgcnn import DGCNN
+    from onebit.models.pointnet2 import PointNet2
+
+    if isinstance(model, DGCNN | PointNet2):
+        if input_size is not None:
+            raise ExportError("export: input_size= applies to image models (sketch_a_net, resnet18)")
+        from .geometric import dgcnn_graph, pointnet2_graph
+
+        return (dgcnn_graph if isinstance(model, DGCNN) else pointnet2_graph)(model, points)
     if isinstance(model, SketchANet | ResNet) and points is not None:
         raise ExportError(f"export: points= applies to point-cloud models, not to {type(model).__name__}")
     if input_size is not None and (int(input_size) != input_size or input_size < 1):
@@ -380,8 +394,8 @@ def build_graph(model, points: int | None = None, input_size: int | None = None)
     if input_size is not None:
         raise ExportError("export: input_size= applies to image models (sketch_a_net, resnet18)")
     raise ExportError(f"export: model {type(model).__name__} is not supported yet (supported: PointNet family "
-                      "'pointnet', 'pointnet_vanilla', 'pointnet_deploy', classification; 'sketch_a_net', "
-                      "'resnet18')")
+                      "'pointnet', 'pointnet_vanilla', 'pointnet_deploy', 'dgcnn', 'pointnet2_ssg', 'pointnet2_msg', "
+                      "classification; 'sketch_a_net', 'resnet18')")
 
 
 def _pointnet(model, points=None):

@@ -10,6 +10,10 @@ Runners (all on (B, N, C) point clouds, ``torch.inference_mode``):
 * ``torch-bf16-pm``: the points-major net in bfloat16 (≈3e-3 relative logit error);
 * ``engine``: the exported ``.onebit`` file in ``onebit.runtime``.
 
+Geometric models (``dgcnn``, ``pointnet2_ssg`` / ``_msg``: kNN, FPS, ball query) have no points-major
+addmm chain: their FP32 baseline is ``torch-fp32``, the FP32 twin in eager PyTorch (the
+``torch-fp32-pm*`` / ``torch-bf16-pm`` runners are mapped onto it, see :func:`geometric_note`).
+
 Timing: every round runs each runner once, in turn (interleaved), for a calibrated block of
 iterations; median / min / max are over rounds. The host is shared, so ranges matter.
 """
@@ -120,6 +124,23 @@ def float_twin(model):
     return twin.eval()
 
 
+def _is_geometric(model) -> bool:
+    """A point model whose graph needs the geometric ops (no points-major linear chain)."""
+    from onebit.models.dgcnn import DGCNN
+    from onebit.models.pointnet2 import PointNet2
+
+    return isinstance(model, DGCNN | PointNet2)
+
+
+def geometric_note(model) -> str | None:
+    """Why the points-major FP32 runners are replaced for this model (None when they apply)."""
+    if not _is_geometric(model):
+        return None
+    return ("note: the points-major FP32 runners (torch-fp32-pm, torch-fp32-pm-loop, torch-bf16-pm) are plain "
+            "linear chains and do not apply to a model with kNN / FPS / ball query; torch-fp32 is the FP32 twin "
+            "in eager PyTorch instead")
+
+
 def _is_sketch(model) -> bool:
     """An image model (sketch_a_net, resnet18): images in, no point-major FP32 baselines."""
     from onebit.models.resnet import ResNet
@@ -169,6 +190,7 @@ def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, 
     name = model_name or (getattr(model, "onebit_config", None) or {}).get("name", type(model).__name__)
     gen = torch.Generator().manual_seed(seed)
     sketch = _is_sketch(model)
+    eager_twin = sketch or _is_geometric(model)
     if sketch:  # images: the point-major FP32 baselines do not apply; the FP32 twin runs eager (NCHW)
         x = _sketch_input(model, batch, gen)
         points = x.shape[-1]
@@ -179,6 +201,10 @@ def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, 
     else:
         cin = getattr(model, "in_channels", 3)
         x = torch.randn(batch, points, cin, generator=gen)
+        if eager_twin:  # DGCNN / PointNet++: no points-major chain, the FP32 twin runs eager
+            runners = tuple(dict.fromkeys(
+                "torch-fp32" if r.startswith("torch-fp32") or r.startswith("torch-bf16") else r
+                for r in (runners or ("torch-eager", "torch-fp32", "engine"))))
     xn = x.numpy()
     wanted = runners or ("torch-eager", "torch-fp32-pm", "torch-fp32-pm-loop", "engine")
     fns, sizes = {}, {}
@@ -190,7 +216,7 @@ def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, 
             eng = load(path, isa=isa)
             fns["engine"] = lambda: eng.run(xn, threads)
         twin = None
-        if sketch and "torch-fp32" in wanted:
+        if eager_twin and "torch-fp32" in wanted:
             twin = float_twin(model)
             sizes["torch-fp32"] = _file_size_torch(twin)
             fns["torch-fp32"] = lambda: twin(x)

@@ -16,11 +16,13 @@ from statistics import NormalDist
 import numpy as np
 
 from .format import FormatError, read
+from .geometric import GEO_OPS, GEO_REFS, GeometricOps, row_desc, value_rows
 
 # ops of the engine (csrc/engine.cpp)
-_OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3, "im2col": 4, "maxpool": 5, "add": 6, "avgpool": 7}
+_OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3, "im2col": 4, "maxpool": 5, "add": 6, "avgpool": 7,
+       "knn": 8, "fps": 9, "ball_query": 10, "gather": 11, "edge": 12, "group": 13, "pool": 14, "concat": 15}
 _OUT = {"f32": 0, "bits": 1, "or": 2, "max": 3, "avg": 4}
-OP_TYPES = ("linear", "sign", "bmm", "im2col", "maxpool", "add", "avgpool")
+OP_TYPES = ("linear", "sign", "bmm", "im2col", "maxpool", "add", "avgpool") + GEO_OPS
 PRODUCTS = ("float", "xnor", "and")
 POOLS = ("none", "max", "avg", "or")
 ISAS = ("avx512", "avx2", "scalar")
@@ -124,7 +126,7 @@ def resolve_isa(isa: str | None) -> str:
     return name
 
 
-class Model:
+class Model(GeometricOps):
     """An exported model ready to run: ``run(points) -> logits`` (NumPy in, NumPy out)."""
 
     def __init__(self, path, isa: str | None = None):
@@ -161,9 +163,11 @@ class Model:
         if not isinstance(values, dict) or not isinstance(ops, list) or not ops:
             raise self._bad("graph needs 'values' (object) and a non-empty 'ops' list")
         for name, v in values.items():
-            if (not isinstance(v, dict) or v.get("kind") not in ("float", "bits") or type(v.get("channels")) is not int
+            if (not isinstance(v, dict) or v.get("kind") not in ("float", "bits", "index")
+                    or type(v.get("channels")) is not int
                     or not 1 <= v["channels"] <= 1 << 24 or type(v.get("pooled")) is not bool):
-                raise self._bad(f"value {name!r}: needs kind (float/bits), channels (int) and pooled (bool)")
+                raise self._bad(f"value {name!r}: needs kind (float/bits/index), channels (int) and pooled (bool)")
+            self._check_value_rows(name, v)
             hw = v.get("hw")
             if hw is not None and not (isinstance(hw, list) and len(hw) == 2 and all(
                     type(d) is int and 1 <= d <= 1 << 13 for d in hw) and not v["pooled"]):
@@ -178,17 +182,30 @@ class Model:
         for i, op in enumerate(ops):
             if not isinstance(op, dict) or op.get("op") not in OP_TYPES or not isinstance(op.get("name"), str):
                 raise self._bad(f"op #{i}: needs 'name' and 'op' in {list(OP_TYPES)}")
-            second = {"bmm": ("matrix",), "add": ("other",)}.get(op["op"], ())
-            for key in ("input", "output") + second:
-                ref = op.get(key)
+            if op["op"] == "concat":  # reads a list of values: "input" stands for the first
+                ins = op.get("inputs")
+                if not isinstance(ins, list) or len(ins) < 2 or not all(isinstance(r, str) for r in ins):
+                    raise self._bad(f"op {op['name']!r}: concat needs 'inputs', a list of at least two value names")
+                op = {**op, "input": ins[0]}
+            second = {"bmm": ("matrix",), "add": ("other",), **GEO_REFS}.get(op["op"], ())
+            second = tuple(k for k in second if k != "features" or "features" in op)
+            reads = [(key, op.get(key)) for key in ("input",) + second] + [
+                ("inputs", r) for r in (op["inputs"][1:] if op["op"] == "concat" else [])]
+            for key, ref in reads + [("output", op.get("output"))]:
                 if not isinstance(ref, str) or ref not in values:
                     raise self._bad(f"op {op['name']!r}: {key}={ref!r} is not a declared value")
-            for key in ("input",) + second:
-                if op[key] not in defined:
-                    raise self._bad(f"op {op['name']!r}: reads {op[key]!r} before it is computed")
+            for _key, ref in reads:
+                if ref not in defined:
+                    raise self._bad(f"op {op['name']!r}: reads {ref!r} before it is computed")
             if op["output"] in defined:
                 raise self._bad(f"op {op['name']!r}: value {op['output']!r} is written twice")
             vi, vo = values[op["input"]], values[op["output"]]
+            if op["op"] not in GEO_OPS:
+                if any(values[ref]["kind"] == "index" for _, ref in reads + [("output", op["output"])]):
+                    raise self._bad(f"op {op['name']!r}: index values are read and written by geometric ops only")
+                if op["op"] != "linear" and not vo["pooled"] and row_desc(vi) != row_desc(vo) and \
+                        op["op"] not in ("im2col", "maxpool"):
+                    raise self._bad(f"op {op['name']!r}: input and output rows differ")
             getattr(self, f"_check_{op['op']}")(op, vi, vo, values)
             defined.add(op["output"])
             self.ops.append(op)
@@ -296,10 +313,14 @@ class Model:
             raise self._bad(f"op {name!r}: product must be one of {list(PRODUCTS)}, pool one of {list(POOLS)}")
         if (prod == "float") != (vi["kind"] == "float"):
             raise self._bad(f"op {name!r}: a {prod} product cannot read a {vi['kind']} value")
-        if vo["pooled"] != (vi["pooled"] or pool != "none"):
+        if vo["pooled"] != (vi["pooled"] or (pool != "none" and "group" not in op)):
             raise self._bad(f"op {name!r}: output pooled flag does not match pool={pool!r}")
-        if not vo["pooled"] and vi.get("hw") != vo.get("hw"):
+        if "group" in op:
+            self._check_linear_group(op, vi, vo, pool)
+        elif not vo["pooled"] and vi.get("hw") != vo.get("hw"):
             raise self._bad(f"op {name!r}: output map {vo.get('hw')} differs from the input's {vi.get('hw')}")
+        elif not vo["pooled"] and row_desc(vi) != row_desc(vo):
+            raise self._bad(f"op {name!r}: output rows {row_desc(vo)} differ from the input's {row_desc(vi)}")
         kv = self._valid_features(op)
         if (pool == "or") != (vo["kind"] == "bits" and pool != "none") or (pool in ("max", "avg") and
                                                                             vo["kind"] != "float"):
@@ -387,7 +408,8 @@ class Model:
             ids[name] = len(bufs)
             hw = v.get("hw")
             bufs.append({"bits": v["kind"] == "bits", "pooled": v["pooled"], "cols": v["channels"],
-                         "rows": hw[0] * hw[1] if hw else 0})
+                         "rows": hw[0] * hw[1] if hw else v.get("rows", 0), "mult": v.get("mult", 1),
+                         "index": v["kind"] == "index"})
         recs = []
         for op in self.ops:
             rec = {"name": op["name"], "in0": ids[op["input"]], "out": ids[op["output"]]}
@@ -403,6 +425,8 @@ class Model:
                 rec["type"] = _OP["avgpool"]
             elif op["op"] == "bmm":
                 rec.update(type=_OP["bmm"], in1=ids[op["matrix"]])
+            elif op["op"] in GEO_OPS:
+                rec.update(self._geo_record(op, ids, n_points))
             elif op["op"] in ("im2col", "maxpool"):
                 vi = self.values[op["input"]]
                 (kh, kw), (sh, sw) = op["kernel"], op["stride"]
@@ -431,6 +455,8 @@ class Model:
             mode = {"none": "f32", "max": "max", "avg": "avg"}[pool]
         kv = self._valid_features(op)
         rec = {"K": k, "N": n, "out_mode": _OUT[mode], "Kv": kv}
+        if "group" in op:
+            rec["group"] = op["group"]
         if op["product"] == "float":
             if op["weight_format"] == "f32":
                 w = t[op["weight"]]
@@ -447,7 +473,8 @@ class Model:
         lo, hi = op.get("clamp", [None, None])
         lo = -np.inf if lo is None else float(lo)
         hi = np.inf if hi is None else float(hi)
-        offset = self._offset(op, n_points)
+        # EMA-max: δ*(n) for the rows pooled together (a group, or every row of the input)
+        offset = self._offset(op, op["group"] if "group" in op else value_rows(self.values[op["input"]], n_points))
         mul = t[op["scale"]] if "scale" in op else np.ones(n, np.float32)  # float layers: scale in the weights
         rec.update(mul=mul, add=t[op["bias"]], lo=lo, hi=hi, offset=offset)
         if op["product"] == "and":
