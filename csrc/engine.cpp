@@ -401,20 +401,23 @@ class Engine {
     void mark_dedup() {
         std::vector<std::vector<int>> readers(bufs_.size());
         for (size_t j = 0; j < ops_.size(); ++j) {
-            readers[ops_[j].in0].push_back(static_cast<int>(j));
-            if (ops_[j].in1 >= 0) readers[ops_[j].in1].push_back(static_cast<int>(j));
+            for (int b : {ops_[j].in0, ops_[j].in1, ops_[j].idx, ops_[j].feat})
+                if (b >= 0) readers[b].push_back(static_cast<int>(j));
         }
         std::vector<bool> in_chain(bufs_.size(), false);
         for (auto& op : ops_) {
             const int b = op.out;
             const BufSpec& B = bufs_[b];
-            if (!B.bits || B.pooled || B.rows != 0 || b == output_ || in_chain[b]) continue;
+            if (!B.bits || B.pooled || B.rows != 0 || B.mult != 1 || b == output_ || in_chain[b]) continue;
             std::vector<int> chain{b};
             bool ok = false;
             for (int cur = b;;) {
                 if (readers[cur].size() != 1) break;
                 const Op& c = ops_[readers[cur][0]];
-                if (c.in0 != cur || c.in1 >= 0 || c.type != OP_BLINEAR) break;
+                // one plain binary layer over all rows (no second input, no grouped pooling, no row multiplier)
+                if (c.in0 != cur || c.in1 >= 0 || c.idx >= 0 || c.feat >= 0 || c.type != OP_BLINEAR || c.group != 0 ||
+                    bufs_[c.out].mult != 1)
+                    break;
                 if (c.out_mode == OUT_OR || c.out_mode == OUT_MAX) {
                     ok = true;
                     break;
