@@ -15,6 +15,8 @@ Sections:
 * profile: the engine's per-op native timers (thread CPU time) for each model;
 * sketches: Sketch-A-Net (dab-fbin and bnn) and ResNet-18 (dab-fbin) on 225/224-pixel sketch-like images:
   torch eager, the FP32 twin and the engine, batch 1, 1 thread, plus the engine's per-op profile;
+* geometric: DGCNN, PointNet++ SSG and MSG (bipointnet preset): torch eager, the FP32 twin (eager) and the
+  engine, batch 1, 1 thread, 1024 points, with per-op profiles;
 * realdata (needs --checkpoint, a trained pointnet_deploy / pointnet_vanilla / pointnet): engine vs the
   FP32 twin on real ModelNet40 test clouds, batch 1, 1 thread (the OR-pool early exit depends on the data).
 """
@@ -322,6 +324,35 @@ def sketches(quick: bool) -> list[dict]:
     return rows
 
 
+def geometric(quick: bool) -> list[dict]:
+    """DGCNN and PointNet++ (bipointnet preset, calibrated BN): torch eager, the FP32 twin (eager: these graphs
+    have no points-major linear chain) and the engine, batch 1, 1 thread, 1024 points, plus per-op profiles."""
+    import tempfile
+
+    import numpy as np
+
+    from onebit.export import export
+    from onebit.export.bench import bench_model, calibrated_model
+    from onebit.runtime import load
+
+    rows = []
+    for name in ("dgcnn", "pointnet2_ssg") if quick else ("dgcnn", "pointnet2_ssg", "pointnet2_msg"):
+        model = calibrated_model(name, "bipointnet", seed=0, points=256)
+        r = bench_model(model, threads=1, batch=1, points=1024, rounds=2 if quick else 3, min_block_s=0.1,
+                        runners=("torch-eager", "torch-fp32", "engine"), model_name=name)
+        for row in r:
+            row["section"] = "geometric"
+            print(json.dumps(row), flush=True)
+        rows += r
+        with tempfile.TemporaryDirectory() as tmp:
+            export(model, Path(tmp) / "m.onebit", points=1024)
+            m = load(Path(tmp) / "m.onebit")
+            x = np.random.default_rng(0).normal(size=(1, 1024, 3)).astype(np.float32)
+            for op, us in m.profile(x, threads=1, repeats=3 if quick else 10):
+                rows.append({"section": "geometric_profile", "model": name, "op": op, "cpu_us": round(us, 2)})
+    return rows
+
+
 def realdata(checkpoint: str, quick: bool) -> list[dict]:
     """A trained point model on real ModelNet40 test clouds, batch 1, 1 thread: the engine (whose OR-pooled
     layers stop scanning points once a channel is set, so its time depends on the data) vs the FP32 twin
@@ -553,6 +584,32 @@ def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
                 top = ", ".join(f"{r['op']} {r['cpu_us']:.0f} ({100 * r['cpu_us'] / tot:.0f}%)" for r in grp[:6])
                 out.append(f"* {key[0]} {key[1]}: total {tot:.0f} µs; {top}")
             out.append("")
+    geo = [r for r in rows if r.get("section") == "geometric"]
+    if geo:
+        out += ["## DGCNN and PointNet++ (bipointnet preset, batch 1, 1 thread, 1024 points)", "",
+                "The FP32 twin runs eager: these graphs (kNN, FPS, ball query, grouping) have no points-major "
+                "linear chain. The engine runs kNN / FPS / ball query / grouping natively "
+                "(`csrc/geometry_ops.cpp`).", "",
+                "| model | runner | median ms [min–max] | cpu ms | file bytes | speed-up (wall / cpu) |",
+                "|---|---|---|---|---|---|"]
+        for model in dict.fromkeys(r["model"] for r in geo):
+            grp = [r for r in geo if r["model"] == model]
+            eng = next((r for r in grp if r["runner"] == "engine"), None)
+            for r in grp:
+                sp = (f"{r['median_ms'] / eng['median_ms']:.1f}x / {r['cpu_median_ms'] / eng['cpu_median_ms']:.1f}x"
+                      if eng and r is not eng else "")
+                out.append(f"| {model} | {r['runner']} | {r['median_ms']:.3f} [{r['min_ms']:.3f}–{r['max_ms']:.3f}] | "
+                           f"{r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {sp} |")
+        out.append("")
+        gp = [r for r in rows if r.get("section") == "geometric_profile"]
+        if gp:
+            out += ["Engine per-op time (thread CPU time, top ops, µs):", ""]
+            for model in dict.fromkeys(r["model"] for r in gp):
+                grp = sorted([r for r in gp if r["model"] == model], key=lambda r: -r["cpu_us"])
+                tot = sum(r["cpu_us"] for r in grp) or 1
+                top = ", ".join(f"{r['op']} {r['cpu_us']:.0f} ({100 * r['cpu_us'] / tot:.0f}%)" for r in grp[:6])
+                out.append(f"* {model}: total {tot:.0f} µs; {top}")
+            out.append("")
     rd = [r for r in rows if r.get("section") == "realdata"]
     if rd:
         fp = next((r for r in rd if r["runner"].startswith("torch")), None)
@@ -623,8 +680,9 @@ def _notes(rows) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--sections", default="kernels,models,table4,profile,sketches",
-                    help="comma list: kernels, models, table4, profile, sketches, realdata (needs --checkpoint)")
+    ap.add_argument("--sections", default="kernels,models,table4,profile,sketches,geometric",
+                    help="comma list: kernels, models, table4, profile, sketches, geometric, realdata (needs "
+                         "--checkpoint)")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--table4-runs", default=str(ROOT / "runs" / "table4"),
                     help="run directories of the trained Table 4 variants (benchmarks/bipointnet_modelnet40.py "
@@ -660,6 +718,8 @@ def main(argv=None) -> int:
             rows += profile(args.quick)
         elif sec == "sketches":
             rows += sketches(args.quick)
+        elif sec == "geometric":
+            rows += geometric(args.quick)
         elif sec == "realdata":
             if not args.checkpoint:
                 print("section realdata needs --checkpoint (a trained point model)", file=sys.stderr)
@@ -673,7 +733,7 @@ def main(argv=None) -> int:
             "seconds": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     # engine.json: the latency rows (model, runner, threads, batch, points, median/min/max ms, file bytes)
     latency = [dict(r, date=meta["date"]) for r in rows
-               if r.get("section") in ("models", "table4", "sketches", "realdata") and "runner" in r]
+               if r.get("section") in ("models", "table4", "sketches", "geometric", "realdata") and "runner" in r]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(latency, indent=1))
