@@ -70,6 +70,7 @@ struct Op {
     float padf = 0.f;              // im2col of a float map: the pad value
     avec<uint64_t> padw, inv;      // im2col of bits: one padded pixel; bit pool: AND-channels (inverted)
     bool and_mode = false, int_thr = false;
+    int xscale = 0;                // binary linear on a FLOAT input: 1 = XNOR-Net's K = mean_c |x| per row
     int out_mode = OUT_F32;
     float lo = -INFINITY, hi = INFINITY, offset = 0.f;
     avec<float> wt;                // float weights, K x N
@@ -121,6 +122,7 @@ struct Scratch {
     avec<float> z, pool;
     avec<uint32_t> orm;
     avec<int32_t> rowpc;
+    const float* krow = nullptr;   // XNOR-Net input scale K per row of the current call (xscale layers)
 };
 
 // A negative-slope channel (bit = [pc > P], "flip") is stored with its weight bits complemented over the
@@ -538,7 +540,16 @@ class Engine {
             return op;
         }
         // binary linear
-        if (!bi.bits) throw std::invalid_argument("op '" + op.name + "': binary linear needs a bit input");
+        op.xscale = d.contains("xscale") ? d["xscale"].cast<int>() : 0;
+        if (op.xscale != 0 && op.xscale != 1) throw std::invalid_argument("op '" + op.name + "': bad xscale");
+        if (op.xscale) {
+            // XNOR-Net input scale: the op reads the float rows, packs their signs and computes K itself
+            if (bi.bits || want_bits || d.contains("P") || op.Kv != op.K)
+                throw std::invalid_argument("op '" + op.name + "': an input-scaled (XNOR-Net K) binary linear needs "
+                                            "a float input, a float output and no integer thresholds");
+        } else if (!bi.bits) {
+            throw std::invalid_argument("op '" + op.name + "': binary linear needs a bit input");
+        }
         op.W = (op.K + 63) / 64;
         op.and_mode = d.contains("and_mode") && d["and_mode"].cast<bool>();
         auto w = to_vec<uint64_t>(d, "weight", static_cast<size_t>(op.N) * op.W, op.name);
@@ -834,6 +845,8 @@ class Engine {
             const size_t r0 = static_cast<size_t>(q) * g;
             if (op.type == OP_FLINEAR)
                 run_flinear(op, g, static_cast<const float*>(in) + r0 * ldx, o, s);
+            else if (op.xscale)
+                run_xlinear(op, g, static_cast<const float*>(in) + r0 * ldx, ldx, o, s, raw ? raw + r0 * rawc : nullptr);
             else
                 run_blinear(op, g, static_cast<const uint64_t*>(in) + r0 * ldx, ldx, o, s, 1, raw ? raw + r0 * rawc : nullptr);
         }
@@ -909,6 +922,7 @@ class Engine {
                     break;
                 default:
                     if (op.group) run_grouped(op, M, ptr[op.in0], bi.ld, ptr[op.out], s, rawp);
+                    else if (op.xscale) run_xlinear(op, M, static_cast<const float*>(ptr[op.in0]), bi.ld, ptr[op.out], s, rawp);
                     else run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
                                      rawp);
             }
@@ -1184,14 +1198,17 @@ class Engine {
                             const int32_t px = s.rowpc[i];
                             const int32_t dot = 4 * static_cast<int32_t>(pci[j]) - 2 * px + op.ecnt[c];
                             const int32_t sum = 2 * px - op.Kv;
-                            v = op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum) + op.add[c];
+                            v = op.xscale ? s.krow[r] * (op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum)) + op.add[c]
+                                          : op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum) + op.add[c];
                             if (raw) {
                                 raw[static_cast<size_t>(r) * 2 * op.N + c] = static_cast<int32_t>(pci[j]);
                                 raw[static_cast<size_t>(r) * 2 * op.N + op.N + c] = s.rowpc[i];
                             }
                         } else {
                             const int32_t dot = op.Kv - 2 * static_cast<int32_t>(pci[j]);
-                            v = op.mul[c] * static_cast<float>(dot) + op.add[c];
+                            // XNOR-Net input scale: v = mul·(K_row·dot) + add, torch's order (a·dot)·K up to rounding
+                            v = op.xscale ? op.mul[c] * (s.krow[r] * static_cast<float>(dot)) + op.add[c]
+                                          : op.mul[c] * static_cast<float>(dot) + op.add[c];
                             if (raw) raw[static_cast<size_t>(r) * op.N + c] = dot;
                         }
                         if (bits_out) {
@@ -1205,6 +1222,25 @@ class Engine {
                 }
             }
         }
+    }
+
+    // binary linear with XNOR-Net's input scale on float rows x (row stride ldx): bits = sign(x) (sign(0) = +1)
+    // and K = mean_c |x| per row (summed in float64, rounded once to float32), then the popcount GEMM with the
+    // per-row scaled float epilogue v = mul·(K·dot) + add (float output, pooled or not)
+    void run_xlinear(const Op& op, int M, const float* x, int ldx, void* outp, Scratch& s, int32_t* raw) const {
+        avec<uint64_t> xb(static_cast<size_t>(M) * op.W + 1, 0);
+        avec<float> kr(static_cast<size_t>(M) + 1);
+        if (ldx == op.K) quant_rows(isa_, x, M, op.K, nullptr, nullptr, xb.data(), op.W);
+        for (int r = 0; r < M; ++r) {
+            const float* xr = x + static_cast<size_t>(r) * ldx;
+            if (ldx != op.K) quant_rows(isa_, xr, 1, op.K, nullptr, nullptr, xb.data() + static_cast<size_t>(r) * op.W, op.W);
+            double a = 0.0;
+            for (int c = 0; c < op.K; ++c) a += std::fabs(static_cast<double>(xr[c]));
+            kr[r] = static_cast<float>(a / op.K);
+        }
+        s.krow = kr.data();
+        run_blinear(op, M, xb.data(), op.W, outp, s, 1, raw);
+        s.krow = nullptr;
     }
 
     void run_blinear(const Op& op, int M, const uint64_t* X, int ldx, void* outp, Scratch& s, int threads,

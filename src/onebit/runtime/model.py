@@ -24,6 +24,7 @@ _OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3, "im2col": 4, "maxpool": 
 _OUT = {"f32": 0, "bits": 1, "or": 2, "max": 3, "avg": 4}
 OP_TYPES = ("linear", "sign", "bmm", "im2col", "maxpool", "add", "avgpool") + GEO_OPS
 PRODUCTS = ("float", "xnor", "and")
+INPUT_SCALES = ("mean_abs",)  # linear's input_scale: XNOR-Net's K = mean_c |x| of each float input row
 POOLS = ("none", "max", "avg", "or")
 ISAS = ("avx512", "avx2", "scalar")
 
@@ -311,7 +312,16 @@ class Model(GeometricOps):
         prod, pool = op.get("product"), op.get("pool", "none")
         if prod not in PRODUCTS or pool not in POOLS:
             raise self._bad(f"op {name!r}: product must be one of {list(PRODUCTS)}, pool one of {list(POOLS)}")
-        if (prod == "float") != (vi["kind"] == "float"):
+        xs = op.get("input_scale")
+        if xs is not None:
+            # XNOR-Net's input scale K: the op reads float rows, binarizes them itself and scales each row's product
+            if xs not in INPUT_SCALES:
+                raise self._bad(f"op {name!r}: input_scale must be one of {list(INPUT_SCALES)}, got {xs!r}")
+            if prod not in ("xnor", "and") or vi["kind"] != "float" or vo["kind"] != "float" or "bound" in op \
+                    or "tap_channels" in op:
+                raise self._bad(f"op {name!r}: input_scale {xs!r} needs an xnor or and product reading a float value "
+                                "into a float output (no bound, no tap_channels)")
+        elif (prod == "float") != (vi["kind"] == "float"):
             raise self._bad(f"op {name!r}: a {prod} product cannot read a {vi['kind']} value")
         if vo["pooled"] != (vi["pooled"] or (pool != "none" and "group" not in op)):
             raise self._bad(f"op {name!r}: output pooled flag does not match pool={pool!r}")
@@ -465,6 +475,8 @@ class Model(GeometricOps):
             rec.update(type=_OP["flinear"], wt=np.ascontiguousarray(w.T, dtype=np.float32))
         else:
             rec.update(type=_OP["blinear"], weight=t[op["weight"]], and_mode=op["product"] == "and")
+            if op.get("input_scale") == "mean_abs":
+                rec["xscale"] = 1
         if "bound" in op:
             flip = np.unpackbits(t[op["flip"]], bitorder="little")[:n]
             p = t[op["bound"]].astype(np.int64) - 1
