@@ -33,7 +33,8 @@ namespace {
 enum OpType : int {
     OP_FLINEAR = 0, OP_BLINEAR = 1, OP_BMM = 2, OP_QUANT = 3, OP_IM2COL = 4, OP_BITPOOL = 5, OP_ADD = 6, OP_GAP = 7,
     // geometric ops of the point models (geometry_ops.h)
-    OP_KNN = 8, OP_FPS = 9, OP_BALLQ = 10, OP_GATHER = 11, OP_EDGE = 12, OP_GROUP = 13, OP_POOL = 14, OP_CONCAT = 15
+    OP_KNN = 8, OP_FPS = 9, OP_BALLQ = 10, OP_GATHER = 11, OP_EDGE = 12, OP_GROUP = 13, OP_POOL = 14, OP_CONCAT = 15,
+    OP_AFFINE = 16  // float -> float per channel: mul·x + add (a BatchNorm in front of an XNOR-Net layer)
 };
 inline bool is_geo(int t) { return t >= OP_KNN && t <= OP_CONCAT; }
 enum OutMode : int { OUT_F32 = 0, OUT_BITS = 1, OUT_OR = 2, OUT_MAX = 3, OUT_AVG = 4 };
@@ -70,7 +71,8 @@ struct Op {
     float padf = 0.f;              // im2col of a float map: the pad value
     avec<uint64_t> padw, inv;      // im2col of bits: one padded pixel; bit pool: AND-channels (inverted)
     bool and_mode = false, int_thr = false;
-    int xscale = 0;                // binary linear on a FLOAT input: 1 = XNOR-Net's K = mean_c |x| per row
+    int xscale = 0;                // XNOR-Net's K = mean_c |x| per row: 1 of the float input (packed here),
+                                   // 2 of the float rows in1 (bits come in in0: a conv's im2col)
     int out_mode = OUT_F32;
     float lo = -INFINITY, hi = INFINITY, offset = 0.f;
     avec<float> wt;                // float weights, K x N
@@ -481,6 +483,13 @@ class Engine {
             op.hi = d.contains("hi") ? d["hi"].cast<float>() : INFINITY;
             return op;
         }
+        if (op.type == OP_AFFINE) {
+            if (bi.bits || bo.bits || bi.cols != bo.cols || !same_rows(bi, bo))
+                throw std::invalid_argument("op '" + op.name + "': affine maps a float value to one of the same shape");
+            op.mul = to_vec<float>(d, "mul", bi.cols, op.name);
+            op.add = to_vec<float>(d, "add", bi.cols, op.name);
+            return op;
+        }
         if (op.type == OP_GAP) {  // global average pool of a float map
             if (bi.bits || bo.bits || bi.pooled || !bo.pooled || bi.cols != bo.cols || bo.rows)
                 throw std::invalid_argument("op '" + op.name + "': global average pool maps a float map to a pooled row");
@@ -541,8 +550,15 @@ class Engine {
         }
         // binary linear
         op.xscale = d.contains("xscale") ? d["xscale"].cast<int>() : 0;
-        if (op.xscale != 0 && op.xscale != 1) throw std::invalid_argument("op '" + op.name + "': bad xscale");
-        if (op.xscale) {
+        if (op.xscale < 0 || op.xscale > 2) throw std::invalid_argument("op '" + op.name + "': bad xscale");
+        if (op.xscale == 2) {
+            // bits in in0, K from the float rows of in1 (the same rows: a conv's float im2col, zero padded)
+            chk(op.in1);
+            const BufSpec& bk = bufs_[op.in1];
+            if (!bi.bits || bk.bits || bk.index || !same_rows(bi, bk) || want_bits || d.contains("P") || op.group)
+                throw std::invalid_argument("op '" + op.name + "': an input-scaled binary linear on bits needs float "
+                                            "scale rows like its input, a float output and no grouping");
+        } else if (op.xscale) {
             // XNOR-Net input scale: the op reads the float rows, packs their signs and computes K itself
             if (bi.bits || want_bits || d.contains("P") || op.Kv != op.K)
                 throw std::invalid_argument("op '" + op.name + "': an input-scaled (XNOR-Net K) binary linear needs "
@@ -891,6 +907,15 @@ class Engine {
                     for (size_t e = 0; e < n; ++e) o[e] = std::min(std::max(a[e] + b[e], op.lo), op.hi);
                     break;
                 }
+                case OP_AFFINE: {
+                    const float* a = static_cast<const float*>(ptr[op.in0]);
+                    float* o = static_cast<float*>(ptr[op.out]);
+                    const int C = bi.cols;
+                    for (int r = 0; r < M; ++r)
+                        for (int c = 0; c < C; ++c)
+                            o[static_cast<size_t>(r) * C + c] = op.mul[c] * a[static_cast<size_t>(r) * C + c] + op.add[c];
+                    break;
+                }
                 case OP_GAP: {
                     const float* a = static_cast<const float*>(ptr[op.in0]);
                     float* o = static_cast<float*>(ptr[op.out]);
@@ -922,7 +947,13 @@ class Engine {
                     break;
                 default:
                     if (op.group) run_grouped(op, M, ptr[op.in0], bi.ld, ptr[op.out], s, rawp);
-                    else if (op.xscale) run_xlinear(op, M, static_cast<const float*>(ptr[op.in0]), bi.ld, ptr[op.out], s, rawp);
+                    else if (op.xscale == 2) {
+                        const BufSpec& bk = bufs_[op.in1];
+                        avec<float> kr = row_mean_abs(static_cast<const float*>(ptr[op.in1]), M, bk.cols, bk.ld);
+                        s.krow = kr.data();
+                        run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, 1, rawp);
+                        s.krow = nullptr;
+                    } else if (op.xscale) run_xlinear(op, M, static_cast<const float*>(ptr[op.in0]), bi.ld, ptr[op.out], s, rawp);
                     else run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
                                      rawp);
             }
@@ -1229,18 +1260,27 @@ class Engine {
     // per-row scaled float epilogue v = mul·(K·dot) + add (float output, pooled or not)
     void run_xlinear(const Op& op, int M, const float* x, int ldx, void* outp, Scratch& s, int32_t* raw) const {
         avec<uint64_t> xb(static_cast<size_t>(M) * op.W + 1, 0);
-        avec<float> kr(static_cast<size_t>(M) + 1);
         if (ldx == op.K) quant_rows(isa_, x, M, op.K, nullptr, nullptr, xb.data(), op.W);
-        for (int r = 0; r < M; ++r) {
-            const float* xr = x + static_cast<size_t>(r) * ldx;
-            if (ldx != op.K) quant_rows(isa_, xr, 1, op.K, nullptr, nullptr, xb.data() + static_cast<size_t>(r) * op.W, op.W);
-            double a = 0.0;
-            for (int c = 0; c < op.K; ++c) a += std::fabs(static_cast<double>(xr[c]));
-            kr[r] = static_cast<float>(a / op.K);
-        }
+        else
+            for (int r = 0; r < M; ++r)
+                quant_rows(isa_, x + static_cast<size_t>(r) * ldx, 1, op.K, nullptr, nullptr,
+                           xb.data() + static_cast<size_t>(r) * op.W, op.W);
+        avec<float> kr = row_mean_abs(x, M, op.K, ldx);
         s.krow = kr.data();
         run_blinear(op, M, xb.data(), op.W, outp, s, 1, raw);
         s.krow = nullptr;
+    }
+
+    // K[r] = mean_c |x[r, c]|: summed in float64 in channel order, divided, rounded once to float32
+    static avec<float> row_mean_abs(const float* x, int M, int C, int ldx) {
+        avec<float> k(static_cast<size_t>(M) + 1, 0.f);
+        for (int r = 0; r < M; ++r) {
+            const float* xr = x + static_cast<size_t>(r) * ldx;
+            double a = 0.0;
+            for (int c = 0; c < C; ++c) a += std::fabs(static_cast<double>(xr[c]));
+            k[r] = static_cast<float>(a / C);
+        }
+        return k;
     }
 
     void run_blinear(const Op& op, int M, const uint64_t* X, int ldx, void* outp, Scratch& s, int threads,
