@@ -130,3 +130,90 @@ def test_loader_rejects_bad_input_scale(tmp_path):
         with pytest.raises(FormatError, match=msg) as e:
             load(_rewrite(path, tmp_path / "bad.onebit", fn))
         assert "bad.onebit" in str(e.value) and read(path)[1]["ops"][first]["name"] in str(e.value)
+
+
+# ---------------------------------------------------------------- conv models (K = box filter of mean_c |x|)
+def _check_conv(model, tmp_path, x, n_binary, isa=None, **kw):
+    from test_export_sketch import _torch_accumulators as conv_accumulators
+
+    path = tmp_path / "m.onebit"
+    onebit.export(model, path, **kw)
+    eng = load(path, isa=isa)
+    ref, acc = conv_accumulators(model.double(), x.double())
+    model.float()
+    out, dbg = eng.run_debug(x.numpy())
+    np.testing.assert_allclose(out, ref, rtol=0, atol=LOGIT_RTOL * max(1.0, float(np.abs(ref).max())))
+    assert (out.argmax(-1) == ref.argmax(-1)).all()
+    np.testing.assert_array_equal(eng.run(x.numpy(), threads=2), out)
+    assert len(acc) == n_binary, sorted(acc)
+    for name, a in acc.items():
+        for b in range(x.shape[0]):
+            np.testing.assert_array_equal(dbg[b][name]["acc"], a[b].numpy(), err_msg=f"layer {name}")
+    assert len(_scaled_ops(eng)) == n_binary
+    return eng
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
+@pytest.mark.parametrize("preset,preact", [("xnor", True), ("xnor", False), ("dab-fbin", True)])
+def test_sketch_a_net(preset, preact, isa, tmp_path):
+    # FBin order (preact): the next unit's BN is an affine op after the float pools; -1 padded bits, while
+    # the K rows are zero padded (a padded pixel has no magnitude); dab-fbin: the paper's K-scaled inputs
+    from test_export_sketch import _strokes, calibrated_sketch
+
+    if isa not in supported_isas():
+        pytest.skip(f"{isa} not supported here")
+    model = calibrated_sketch(onebit.convert.resolve_spec(preset), preact, seed=1)
+    eng = _check_conv(model, tmp_path, _strokes(2, 64, 11) + 0.05 * torch.rand(2, 1, 64, 64), 6, isa=isa)
+    ks = [op for op in eng.ops if op["op"] == "im2col" and op["name"].endswith(".im2col_k")]
+    assert ks and all(op["pad_value"] == 0.0 for op in ks)
+    assert any(op["op"] == "affine" for op in eng.ops) == preact
+
+
+def test_sketch_a_net_pad_plus_one(tmp_path):
+    from test_export_sketch import _strokes, calibrated_sketch
+
+    spec = onebit.convert.resolve_spec("xnor", pad_value=1)
+    model = calibrated_sketch(spec, True, seed=2)
+    _check_conv(model, tmp_path, _strokes(2, 64, 12) + 0.05 * torch.rand(2, 1, 64, 64), 6)
+
+
+@pytest.mark.parametrize("preact", [True, False])
+def test_resnet18(preact, tmp_path):
+    # stride-2 3x3 and 1x1 downsample convs, the K-scaled binary classifier on BN(avg pool)
+    from test_export_sketch import _strokes, calibrated_resnet
+
+    model = calibrated_resnet("xnor", preact, seed=4)
+    _check_conv(model, tmp_path, _strokes(2, 40, 31) + 0.1 * torch.rand(2, 1, 40, 40), 20, input_size=40)
+
+
+def test_loader_rejects_bad_conv_scale_input(tmp_path):
+    from test_export_sketch import calibrated_sketch
+
+    model = calibrated_sketch(onebit.convert.resolve_spec("xnor"), True, seed=3)
+    path = tmp_path / "m.onebit"
+    onebit.export(model, path)
+    load(path)
+    ops = read(path)[1]["ops"]
+    lin = next(i for i, op in enumerate(ops) if "scale_input" in op)
+    aff = next(i for i, op in enumerate(ops) if op["op"] == "affine")
+
+    def bits_as_scale(g):  # K from the bit rows
+        g["ops"][lin]["scale_input"] = g["ops"][lin]["input"]
+
+    def other_rows(g):  # the float map before im2col: other rows than the bit input
+        g["ops"][lin]["scale_input"] = g["ops"][lin - 1]["input"]
+
+    def no_scale(g):
+        del g["ops"][lin]["input_scale"]
+
+    def later(g):  # a value computed after the op
+        g["ops"][lin]["scale_input"] = g["ops"][lin]["output"]
+
+    def affine_shape(g):
+        g["ops"][aff]["output"] = g["ops"][aff + 1]["output"]
+
+    for fn, msg in [(bits_as_scale, "scale_input must be a float value"), (other_rows, "scale_input must be"),
+                    (no_scale, "scale_input without input_scale"), (later, "before it is computed"),
+                    (affine_shape, "affine maps a float value")]:
+        with pytest.raises(FormatError, match=msg):
+            load(_rewrite(path, tmp_path / "bad.onebit", fn))

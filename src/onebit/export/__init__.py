@@ -20,8 +20,12 @@ Image models (``sketch_a_net``, ``resnet18``) lower in :mod:`onebit.export.conv`
 on packed NHWC bits (im2col into 64-bit-aligned taps + the same popcount GEMMs), max pools of bits
 become OR/AND, ResNet's shortcuts are float adds.
 
-Refused, with a message naming the layer: XNOR-Net's dynamic input scale K (per-point mean|x|
-cannot fold into a static threshold), binary inputs with float weights, quantizers without
+XNOR-Net's dynamic input scale K (mean|x| over the input channels of each point, or the box filter
+of it for a conv) depends on the real-valued input and cannot fold into a static threshold: such a
+layer reads its float input, and its ``linear`` op (``input_scale``: "mean_abs") binarizes it and
+computes K per row itself, with the float epilogue v = scale·(K·dot) + bias.
+
+Refused, with a message naming the layer: binary inputs with float weights, quantizers without
 ``factorize`` (ABC-Net) and input quantizers that are not sign(x).
 """
 
@@ -189,7 +193,7 @@ class _Builder:
                     raise ExportError(f"layer {name!r}: factorize() returned signs outside {{-1, +1}}")
             xscale = iq is not None and bool(getattr(layer, "xnor_input", False))
             if iq is not None:
-                _check_binary_input(layer, name, allow_xnor=True)
+                _check_binary_input(layer, name)
                 tensors[pref + ".w"] = _pack(signs)
                 op["weight"] = pref + ".w"
                 op["weight_format"] = "bits"
@@ -326,18 +330,11 @@ def _pool_kind(module, name: str):
     raise ExportError(f"pool {name!r}: unsupported pooling module {cls}")
 
 
-def _check_binary_input(layer, name: str, allow_xnor: bool = False) -> None:
+def _check_binary_input(layer, name: str) -> None:
     """A layer with a binarized input runs on popcounts only if its input binarizer is plain sign(x)
-    and its weights are binarized too. XNOR-Net's input scale K depends on the real-valued input, so
-    it cannot fold into a static integer threshold: ``allow_xnor`` (per-point layers) lowers it to a
-    linear op with ``input_scale`` on the float input; elsewhere it is refused."""
+    and its weights are binarized too. (XNOR-Net's input scale K, which depends on the real-valued
+    input, is not folded: such a layer reads its float input and the op computes K, ``input_scale``.)"""
     _check_sign_quantizer(layer.input_quantizer, name)
-    if getattr(layer, "xnor_input", False) and not allow_xnor:
-        raise ExportError(
-            f"layer {name!r}: XNOR-Net's input scale K (mean|x| over the input channels at each point or "
-            "position) depends on the real-valued input and cannot fold into a static integer threshold; "
-            "the engine does not run it. Export a model without it (e.g. presets bipointnet, bnn, "
-            "dab-wbin, or dab-fbin with input='ste_sign').")
     if getattr(layer, "kernel_quantizer", None) is None:
         raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form; "
                           "binarize the weights too or keep the input float")

@@ -110,7 +110,7 @@ class _ConvGraph:
         if binary != (iq is not None):
             raise ExportError(f"layer {name!r}: internal error: input kind {vin['kind']} vs its input quantizer")
         if iq is not None:
-            _check_binary_input(conv, name, allow_xnor=True)
+            _check_binary_input(conv, name)
         # ---- im2col
         ho, wo = (hw[0] + 2 * ph - kh) // sh + 1, (hw[1] + 2 * pw - kw) // sw + 1
         if ho < 1 or wo < 1:
@@ -206,7 +206,7 @@ class _ConvGraph:
             for pool in pools:
                 self._pool(pool, None)
             if next_xnor and next_bn is not None:
-                self.cur = self.affine(self.cur, next_bn, name + ".next_bn")
+                self.cur = self.affine(self.cur, next_bn, self.name(next_bn))
 
     def sign(self, x: str, bn, name: str) -> str:
         """bits = sign(bn(x)) of a float map or pooled row (bn folded as [σ·x + κ ≥ 0]; None: plain sign)."""
@@ -324,7 +324,7 @@ class _ResGraph(_ConvGraph):
         kq = getattr(fc, "kernel_quantizer", None)
         with _no_grad():
             if iq is not None:
-                _check_binary_input(fc, name, allow_xnor=True)
+                _check_binary_input(fc, name)
                 if _xnor(fc):  # XNOR-Net: K = mean |bn(x)| of the pooled row, computed by the op itself
                     xin = self.affine(x, bn, self.name(bn)) if bn is not None else x
                     op["input_scale"] = "mean_abs"
