@@ -127,6 +127,48 @@ struct Scratch {
     const float* krow = nullptr;   // XNOR-Net input scale K per row of the current call (xscale layers)
 };
 
+// Float epilogue of an XNOR popcount tile pc[i * NP + j] (rows i < R, channels j < cmax):
+//   v = clamp(mul·(K_i·dot) + add, lo, hi)  (k: XNOR-Net's per-row K, or null: v = clamp(mul·dot + add, lo, hi))
+// with dot = Kv − 2·pc; stored to dst[i * ldo + j], or (pool_max) max-reduced into dst[j]. The same float operations
+// as the generic epilogue (no contraction), so the AVX-512 / AVX2 / portable builds of these loops (chosen by the
+// engine's ISA) give identical values. std::max / std::min are spelled out: inlines compiled for the default target
+// are not inlined into the target-specific builds.
+#define ONEBIT_FLOAT_EPILOGUE_BODY                                                                                     \
+    for (int i = 0; i < R; ++i) {                                                                                      \
+        const uint32_t* pci = pc + i * NP;                                                                             \
+        float v[NP];                                                                                                   \
+        if (k) {                                                                                                       \
+            const float kr = k[i];                                                                                     \
+            for (int j = 0; j < cmax; ++j)                                                                             \
+                v[j] = mul[j] * (kr * static_cast<float>(Kv - 2 * static_cast<int32_t>(pci[j]))) + add[j];           \
+        } else {                                                                                                       \
+            for (int j = 0; j < cmax; ++j) v[j] = mul[j] * static_cast<float>(Kv - 2 * static_cast<int32_t>(pci[j])) + add[j]; \
+        }                                                                                                              \
+        for (int j = 0; j < cmax; ++j) {                                                                               \
+            const float a = v[j] < lo ? lo : v[j];                                                                     \
+            v[j] = hi < a ? hi : a;                                                                                    \
+        }                                                                                                              \
+        if (pool_max)                                                                                                  \
+            for (int j = 0; j < cmax; ++j) dst[j] = dst[j] < v[j] ? v[j] : dst[j];                                     \
+        else                                                                                                           \
+            for (int j = 0; j < cmax; ++j) dst[static_cast<size_t>(i) * ldo + j] = v[j];                               \
+    }
+#define ONEBIT_FLOAT_EPILOGUE_ARGS                                                                                     \
+    const uint32_t* __restrict pc, int R, int Kv, const float* __restrict k, const float* __restrict mul,            \
+        const float* __restrict add, float lo, float hi, int cmax, float* __restrict dst, int ldo, bool pool_max
+__attribute__((target("avx512f"))) void float_epilogue_avx512(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
+__attribute__((target("avx2"))) void float_epilogue_avx2(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
+void float_epilogue_portable(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
+#undef ONEBIT_FLOAT_EPILOGUE_BODY
+#undef ONEBIT_FLOAT_EPILOGUE_ARGS
+
+inline void float_epilogue(int isa, const uint32_t* pc, int R, int Kv, const float* k, const float* mul,
+                           const float* add, float lo, float hi, int cmax, float* dst, int ldo, bool pool_max) {
+    if (isa == ISA_AVX512) float_epilogue_avx512(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+    else if (isa == ISA_AVX2) float_epilogue_avx2(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+    else float_epilogue_portable(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+}
+
 // A negative-slope channel (bit = [pc > P], "flip") is stored with its weight bits complemented over the
 // k valid bits: popcount(x XOR ~w) = k − pc, so its bit becomes [pc' <= k − P − 1] like every other channel.
 // The kernels then never need a flip, and OR pooling is a min over rows of pc' (one compare per tile).
@@ -1199,6 +1241,19 @@ class Engine {
                     }
                     continue;
                 }
+                if (!op.int_thr && !op.and_mode && raw == nullptr && (op.out_mode == OUT_F32 || op.out_mode == OUT_MAX)) {
+                    // XNOR with a float output or max pool: the portable epilogue's operations, in plain loops the
+                    // compiler vectorises (no per-value dispatch)
+                    const int c0 = p * NP;
+                    const float* mul = op.mul.data() + c0;
+                    const float* add = op.add.data() + c0;
+                    const float lo = op.lo, hi = op.hi;
+                    float* dst = op.out_mode == OUT_F32 ? static_cast<float*>(outp) + static_cast<size_t>(rt) * ldo + c0
+                                                        : s.pool.data() + c0;
+                    float_epilogue(isa_, s.pc.data(), R, op.Kv, op.xscale ? s.krow + rt : nullptr, mul, add, lo, hi, cmax, dst,
+                                   op.out_mode == OUT_F32 ? ldo : 0, op.out_mode == OUT_MAX);
+                    continue;
+                }
                 for (int i = 0; i < R; ++i) {
                     const int r = rt + i;
                     const uint32_t* pci = s.pc.data() + i * NP;
@@ -1271,14 +1326,19 @@ class Engine {
         s.krow = nullptr;
     }
 
-    // K[r] = mean_c |x[r, c]|: summed in float64 in channel order, divided, rounded once to float32
+    // K[r] = mean_c |x[r, c]|: four float64 partial sums (channels c mod 4, in order; then (s0 + s1) + (s2 + s3)),
+    // divided by C, rounded once to float32. (float64 sums of float32 magnitudes are exact unless they span
+    // more than ~2^29, so the order rarely matters; it is fixed, so every ISA and thread count agree.)
     static avec<float> row_mean_abs(const float* x, int M, int C, int ldx) {
         avec<float> k(static_cast<size_t>(M) + 1, 0.f);
         for (int r = 0; r < M; ++r) {
             const float* xr = x + static_cast<size_t>(r) * ldx;
-            double a = 0.0;
-            for (int c = 0; c < C; ++c) a += std::fabs(static_cast<double>(xr[c]));
-            k[r] = static_cast<float>(a / C);
+            double a[4] = {0.0, 0.0, 0.0, 0.0};
+            int c = 0;
+            for (; c + 4 <= C; c += 4)
+                for (int q = 0; q < 4; ++q) a[q] += std::fabs(static_cast<double>(xr[c + q]));
+            for (; c < C; ++c) a[c & 3] += std::fabs(static_cast<double>(xr[c]));
+            k[r] = static_cast<float>(((a[0] + a[1]) + (a[2] + a[3])) / C);
         }
         return k;
     }
