@@ -217,3 +217,12 @@ def test_loader_rejects_bad_conv_scale_input(tmp_path):
                     (affine_shape, "affine maps a float value")]:
         with pytest.raises(FormatError, match=msg):
             load(_rewrite(path, tmp_path / "bad.onebit", fn))
+
+
+def test_mixed_conv_activations_are_refused(tmp_path):
+    from onebit.export import ExportError
+
+    spec = onebit.convert.resolve_spec("xnor", layers={"conv3.conv": {"input": "ste_sign"}})
+    m = onebit.models.create("sketch_a_net", 6, binarize=spec, input_size=64, width=0.25, preact=True).eval()
+    with pytest.raises(ExportError, match=r"'conv2\.conv'.*plain sign-input conv"):
+        onebit.export(m, tmp_path / "m.onebit")
