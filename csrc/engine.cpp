@@ -33,7 +33,8 @@ namespace {
 enum OpType : int {
     OP_FLINEAR = 0, OP_BLINEAR = 1, OP_BMM = 2, OP_QUANT = 3, OP_IM2COL = 4, OP_BITPOOL = 5, OP_ADD = 6, OP_GAP = 7,
     // geometric ops of the point models (geometry_ops.h)
-    OP_KNN = 8, OP_FPS = 9, OP_BALLQ = 10, OP_GATHER = 11, OP_EDGE = 12, OP_GROUP = 13, OP_POOL = 14, OP_CONCAT = 15
+    OP_KNN = 8, OP_FPS = 9, OP_BALLQ = 10, OP_GATHER = 11, OP_EDGE = 12, OP_GROUP = 13, OP_POOL = 14, OP_CONCAT = 15,
+    OP_AFFINE = 16  // float -> float per channel: mul·x + add (a BatchNorm in front of an XNOR-Net layer)
 };
 inline bool is_geo(int t) { return t >= OP_KNN && t <= OP_CONCAT; }
 enum OutMode : int { OUT_F32 = 0, OUT_BITS = 1, OUT_OR = 2, OUT_MAX = 3, OUT_AVG = 4 };
@@ -70,6 +71,8 @@ struct Op {
     float padf = 0.f;              // im2col of a float map: the pad value
     avec<uint64_t> padw, inv;      // im2col of bits: one padded pixel; bit pool: AND-channels (inverted)
     bool and_mode = false, int_thr = false;
+    int xscale = 0;                // XNOR-Net's K = mean_c |x| per row: 1 of the float input (packed here),
+                                   // 2 of the float rows in1 (bits come in in0: a conv's im2col)
     int out_mode = OUT_F32;
     float lo = -INFINITY, hi = INFINITY, offset = 0.f;
     avec<float> wt;                // float weights, K x N
@@ -121,7 +124,50 @@ struct Scratch {
     avec<float> z, pool;
     avec<uint32_t> orm;
     avec<int32_t> rowpc;
+    const float* krow = nullptr;   // XNOR-Net input scale K per row of the current call (xscale layers)
 };
+
+// Float epilogue of an XNOR popcount tile pc[i * NP + j] (rows i < R, channels j < cmax):
+//   v = clamp(mul·(K_i·dot) + add, lo, hi)  (k: XNOR-Net's per-row K, or null: v = clamp(mul·dot + add, lo, hi))
+// with dot = Kv − 2·pc; stored to dst[i * ldo + j], or (pool_max) max-reduced into dst[j]. The same float operations
+// as the generic epilogue (no contraction), so the AVX-512 / AVX2 / portable builds of these loops (chosen by the
+// engine's ISA) give identical values. std::max / std::min are spelled out: inlines compiled for the default target
+// are not inlined into the target-specific builds.
+#define ONEBIT_FLOAT_EPILOGUE_BODY                                                                                     \
+    for (int i = 0; i < R; ++i) {                                                                                      \
+        const uint32_t* pci = pc + i * NP;                                                                             \
+        float v[NP];                                                                                                   \
+        if (k) {                                                                                                       \
+            const float kr = k[i];                                                                                     \
+            for (int j = 0; j < cmax; ++j)                                                                             \
+                v[j] = mul[j] * (kr * static_cast<float>(Kv - 2 * static_cast<int32_t>(pci[j]))) + add[j];           \
+        } else {                                                                                                       \
+            for (int j = 0; j < cmax; ++j) v[j] = mul[j] * static_cast<float>(Kv - 2 * static_cast<int32_t>(pci[j])) + add[j]; \
+        }                                                                                                              \
+        for (int j = 0; j < cmax; ++j) {                                                                               \
+            const float a = v[j] < lo ? lo : v[j];                                                                     \
+            v[j] = hi < a ? hi : a;                                                                                    \
+        }                                                                                                              \
+        if (pool_max)                                                                                                  \
+            for (int j = 0; j < cmax; ++j) dst[j] = dst[j] < v[j] ? v[j] : dst[j];                                     \
+        else                                                                                                           \
+            for (int j = 0; j < cmax; ++j) dst[static_cast<size_t>(i) * ldo + j] = v[j];                               \
+    }
+#define ONEBIT_FLOAT_EPILOGUE_ARGS                                                                                     \
+    const uint32_t* __restrict pc, int R, int Kv, const float* __restrict k, const float* __restrict mul,            \
+        const float* __restrict add, float lo, float hi, int cmax, float* __restrict dst, int ldo, bool pool_max
+__attribute__((target("avx512f"))) void float_epilogue_avx512(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
+__attribute__((target("avx2"))) void float_epilogue_avx2(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
+void float_epilogue_portable(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
+#undef ONEBIT_FLOAT_EPILOGUE_BODY
+#undef ONEBIT_FLOAT_EPILOGUE_ARGS
+
+inline void float_epilogue(int isa, const uint32_t* pc, int R, int Kv, const float* k, const float* mul,
+                           const float* add, float lo, float hi, int cmax, float* dst, int ldo, bool pool_max) {
+    if (isa == ISA_AVX512) float_epilogue_avx512(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+    else if (isa == ISA_AVX2) float_epilogue_avx2(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+    else float_epilogue_portable(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+}
 
 // A negative-slope channel (bit = [pc > P], "flip") is stored with its weight bits complemented over the
 // k valid bits: popcount(x XOR ~w) = k − pc, so its bit becomes [pc' <= k − P − 1] like every other channel.
@@ -479,6 +525,13 @@ class Engine {
             op.hi = d.contains("hi") ? d["hi"].cast<float>() : INFINITY;
             return op;
         }
+        if (op.type == OP_AFFINE) {
+            if (bi.bits || bo.bits || bi.cols != bo.cols || !same_rows(bi, bo))
+                throw std::invalid_argument("op '" + op.name + "': affine maps a float value to one of the same shape");
+            op.mul = to_vec<float>(d, "mul", bi.cols, op.name);
+            op.add = to_vec<float>(d, "add", bi.cols, op.name);
+            return op;
+        }
         if (op.type == OP_GAP) {  // global average pool of a float map
             if (bi.bits || bo.bits || bi.pooled || !bo.pooled || bi.cols != bo.cols || bo.rows)
                 throw std::invalid_argument("op '" + op.name + "': global average pool maps a float map to a pooled row");
@@ -538,7 +591,23 @@ class Engine {
             return op;
         }
         // binary linear
-        if (!bi.bits) throw std::invalid_argument("op '" + op.name + "': binary linear needs a bit input");
+        op.xscale = d.contains("xscale") ? d["xscale"].cast<int>() : 0;
+        if (op.xscale < 0 || op.xscale > 2) throw std::invalid_argument("op '" + op.name + "': bad xscale");
+        if (op.xscale == 2) {
+            // bits in in0, K from the float rows of in1 (the same rows: a conv's float im2col, zero padded)
+            chk(op.in1);
+            const BufSpec& bk = bufs_[op.in1];
+            if (!bi.bits || bk.bits || bk.index || !same_rows(bi, bk) || want_bits || d.contains("P") || op.group)
+                throw std::invalid_argument("op '" + op.name + "': an input-scaled binary linear on bits needs float "
+                                            "scale rows like its input, a float output and no grouping");
+        } else if (op.xscale) {
+            // XNOR-Net input scale: the op reads the float rows, packs their signs and computes K itself
+            if (bi.bits || want_bits || d.contains("P") || op.Kv != op.K)
+                throw std::invalid_argument("op '" + op.name + "': an input-scaled (XNOR-Net K) binary linear needs "
+                                            "a float input, a float output and no integer thresholds");
+        } else if (!bi.bits) {
+            throw std::invalid_argument("op '" + op.name + "': binary linear needs a bit input");
+        }
         op.W = (op.K + 63) / 64;
         op.and_mode = d.contains("and_mode") && d["and_mode"].cast<bool>();
         auto w = to_vec<uint64_t>(d, "weight", static_cast<size_t>(op.N) * op.W, op.name);
@@ -834,6 +903,8 @@ class Engine {
             const size_t r0 = static_cast<size_t>(q) * g;
             if (op.type == OP_FLINEAR)
                 run_flinear(op, g, static_cast<const float*>(in) + r0 * ldx, o, s);
+            else if (op.xscale)
+                run_xlinear(op, g, static_cast<const float*>(in) + r0 * ldx, ldx, o, s, raw ? raw + r0 * rawc : nullptr);
             else
                 run_blinear(op, g, static_cast<const uint64_t*>(in) + r0 * ldx, ldx, o, s, 1, raw ? raw + r0 * rawc : nullptr);
         }
@@ -878,6 +949,15 @@ class Engine {
                     for (size_t e = 0; e < n; ++e) o[e] = std::min(std::max(a[e] + b[e], op.lo), op.hi);
                     break;
                 }
+                case OP_AFFINE: {
+                    const float* a = static_cast<const float*>(ptr[op.in0]);
+                    float* o = static_cast<float*>(ptr[op.out]);
+                    const int C = bi.cols;
+                    for (int r = 0; r < M; ++r)
+                        for (int c = 0; c < C; ++c)
+                            o[static_cast<size_t>(r) * C + c] = op.mul[c] * a[static_cast<size_t>(r) * C + c] + op.add[c];
+                    break;
+                }
                 case OP_GAP: {
                     const float* a = static_cast<const float*>(ptr[op.in0]);
                     float* o = static_cast<float*>(ptr[op.out]);
@@ -909,6 +989,13 @@ class Engine {
                     break;
                 default:
                     if (op.group) run_grouped(op, M, ptr[op.in0], bi.ld, ptr[op.out], s, rawp);
+                    else if (op.xscale == 2) {
+                        const BufSpec& bk = bufs_[op.in1];
+                        avec<float> kr = row_mean_abs(static_cast<const float*>(ptr[op.in1]), M, bk.cols, bk.ld);
+                        s.krow = kr.data();
+                        run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, 1, rawp);
+                        s.krow = nullptr;
+                    } else if (op.xscale) run_xlinear(op, M, static_cast<const float*>(ptr[op.in0]), bi.ld, ptr[op.out], s, rawp);
                     else run_blinear(op, M, static_cast<const uint64_t*>(ptr[op.in0]), bi.ld, ptr[op.out], s, threads,
                                      rawp);
             }
@@ -1154,6 +1241,19 @@ class Engine {
                     }
                     continue;
                 }
+                if (!op.int_thr && !op.and_mode && raw == nullptr && (op.out_mode == OUT_F32 || op.out_mode == OUT_MAX)) {
+                    // XNOR with a float output or max pool: the portable epilogue's operations, in plain loops the
+                    // compiler vectorises (no per-value dispatch)
+                    const int c0 = p * NP;
+                    const float* mul = op.mul.data() + c0;
+                    const float* add = op.add.data() + c0;
+                    const float lo = op.lo, hi = op.hi;
+                    float* dst = op.out_mode == OUT_F32 ? static_cast<float*>(outp) + static_cast<size_t>(rt) * ldo + c0
+                                                        : s.pool.data() + c0;
+                    float_epilogue(isa_, s.pc.data(), R, op.Kv, op.xscale ? s.krow + rt : nullptr, mul, add, lo, hi, cmax, dst,
+                                   op.out_mode == OUT_F32 ? ldo : 0, op.out_mode == OUT_MAX);
+                    continue;
+                }
                 for (int i = 0; i < R; ++i) {
                     const int r = rt + i;
                     const uint32_t* pci = s.pc.data() + i * NP;
@@ -1184,14 +1284,17 @@ class Engine {
                             const int32_t px = s.rowpc[i];
                             const int32_t dot = 4 * static_cast<int32_t>(pci[j]) - 2 * px + op.ecnt[c];
                             const int32_t sum = 2 * px - op.Kv;
-                            v = op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum) + op.add[c];
+                            v = op.xscale ? s.krow[r] * (op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum)) + op.add[c]
+                                          : op.mul[c] * static_cast<float>(dot) + op.rowc[c] * static_cast<float>(sum) + op.add[c];
                             if (raw) {
                                 raw[static_cast<size_t>(r) * 2 * op.N + c] = static_cast<int32_t>(pci[j]);
                                 raw[static_cast<size_t>(r) * 2 * op.N + op.N + c] = s.rowpc[i];
                             }
                         } else {
                             const int32_t dot = op.Kv - 2 * static_cast<int32_t>(pci[j]);
-                            v = op.mul[c] * static_cast<float>(dot) + op.add[c];
+                            // XNOR-Net input scale: v = mul·(K_row·dot) + add, torch's order (a·dot)·K up to rounding
+                            v = op.xscale ? op.mul[c] * (s.krow[r] * static_cast<float>(dot)) + op.add[c]
+                                          : op.mul[c] * static_cast<float>(dot) + op.add[c];
                             if (raw) raw[static_cast<size_t>(r) * op.N + c] = dot;
                         }
                         if (bits_out) {
@@ -1205,6 +1308,39 @@ class Engine {
                 }
             }
         }
+    }
+
+    // binary linear with XNOR-Net's input scale on float rows x (row stride ldx): bits = sign(x) (sign(0) = +1)
+    // and K = mean_c |x| per row (summed in float64, rounded once to float32), then the popcount GEMM with the
+    // per-row scaled float epilogue v = mul·(K·dot) + add (float output, pooled or not)
+    void run_xlinear(const Op& op, int M, const float* x, int ldx, void* outp, Scratch& s, int32_t* raw) const {
+        avec<uint64_t> xb(static_cast<size_t>(M) * op.W + 1, 0);
+        if (ldx == op.K) quant_rows(isa_, x, M, op.K, nullptr, nullptr, xb.data(), op.W);
+        else
+            for (int r = 0; r < M; ++r)
+                quant_rows(isa_, x + static_cast<size_t>(r) * ldx, 1, op.K, nullptr, nullptr,
+                           xb.data() + static_cast<size_t>(r) * op.W, op.W);
+        avec<float> kr = row_mean_abs(x, M, op.K, ldx);
+        s.krow = kr.data();
+        run_blinear(op, M, xb.data(), op.W, outp, s, 1, raw);
+        s.krow = nullptr;
+    }
+
+    // K[r] = mean_c |x[r, c]|: four float64 partial sums (channels c mod 4, in order; then (s0 + s1) + (s2 + s3)),
+    // divided by C, rounded once to float32. (float64 sums of float32 magnitudes are exact unless they span
+    // more than ~2^29, so the order rarely matters; it is fixed, so every ISA and thread count agree.)
+    static avec<float> row_mean_abs(const float* x, int M, int C, int ldx) {
+        avec<float> k(static_cast<size_t>(M) + 1, 0.f);
+        for (int r = 0; r < M; ++r) {
+            const float* xr = x + static_cast<size_t>(r) * ldx;
+            double a[4] = {0.0, 0.0, 0.0, 0.0};
+            int c = 0;
+            for (; c + 4 <= C; c += 4)
+                for (int q = 0; q < 4; ++q) a[q] += std::fabs(static_cast<double>(xr[c + q]));
+            for (; c < C; ++c) a[c & 3] += std::fabs(static_cast<double>(xr[c]));
+            k[r] = static_cast<float>(((a[0] + a[1]) + (a[2] + a[3])) / C);
+        }
+        return k;
     }
 
     void run_blinear(const Op& op, int M, const uint64_t* X, int ldx, void* outp, Scratch& s, int threads,

@@ -243,8 +243,6 @@ def test_refusals(tmp_path):
     fp = calibrated_model("dgcnn", "fp", seed=7, points=32, **SMALL["dgcnn"])
     with pytest.raises(ExportError, match=r"'ec\.0\.mlp\.0\.linear'.*LeakyReLU"):
         onebit.export(fp, p)
-    with pytest.raises(ExportError, match="input scale K"):
-        onebit.export(calibrated_model("dgcnn", "xnor", seed=7, points=32, **SMALL["dgcnn"]), p)
     seg = onebit.models.create("pointnet2_ssg", 5, task="semseg", binarize="bipointnet", width=0.125,
                                npoints=(32, 16, 8, 4))
     with pytest.raises(ExportError, match="classification only"):

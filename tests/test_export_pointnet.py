@@ -110,12 +110,6 @@ def test_dab_binary_inputs_use_and_popcount(tmp_path):
     assert any(op.get("product") == "and" for op in eng.ops)
 
 
-def test_xnor_input_scale_is_refused(tmp_path):
-    model = calibrated_model("pointnet_deploy", "xnor", seed=5, points=32)
-    with pytest.raises(ExportError, match="input scale K"):
-        onebit.export(model, tmp_path / "x.onebit")
-
-
 def test_binary_last_and_first_layer(tmp_path):
     # Table 4 rows (c) and (d): last layer binary too / first layer binary as well
     last = onebit.convert.resolve_spec("bipointnet", keep_float=["first"])

@@ -221,13 +221,6 @@ def test_real_valued_activations(preset, tmp_path):
     assert sum(o["op"] == "maxpool" and "invert" not in o for o in eng.ops) == 3
 
 
-def test_xnor_input_scale_is_refused(tmp_path):
-    m = onebit.models.create("sketch_a_net", CLASSES, binarize="xnor", input_size=SIZE, width=WIDTH, preact=True)
-    with pytest.raises(ExportError, match="input scale K") as e:
-        onebit.export(m, tmp_path / "m.onebit")
-    assert "conv2.conv" in str(e.value)
-
-
 def test_tampered_conv_graph_is_rejected(tmp_path):
     import json as _json
 
@@ -292,9 +285,6 @@ def test_resnet18_float_classifier_and_refusals(tmp_path):
     assert info["float_layers"] == 2
     with pytest.raises(ExportError, match="points"):
         onebit.export(model, tmp_path / "x.onebit", points=64)
-    xnor = onebit.models.create("resnet18", CLASSES, binarize="xnor", width=0.125, preact=True)
-    with pytest.raises(ExportError, match="layer1.0.conv1"):
-        onebit.export(xnor, tmp_path / "x.onebit", input_size=40)
 
 
 @pytest.mark.parametrize("model,extra", [("sketch_a_net", ["--input-size", "64", "--width", "0.25"]),

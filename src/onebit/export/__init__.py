@@ -20,8 +20,12 @@ Image models (``sketch_a_net``, ``resnet18``) lower in :mod:`onebit.export.conv`
 on packed NHWC bits (im2col into 64-bit-aligned taps + the same popcount GEMMs), max pools of bits
 become OR/AND, ResNet's shortcuts are float adds.
 
-Refused, with a message naming the layer: XNOR-Net's dynamic input scale K (per-point mean|x|
-cannot fold into a static threshold), binary inputs with float weights, quantizers without
+XNOR-Net's dynamic input scale K (mean|x| over the input channels of each point, or the box filter
+of it for a conv) depends on the real-valued input and cannot fold into a static threshold: such a
+layer reads its float input, and its ``linear`` op (``input_scale``: "mean_abs") binarizes it and
+computes K per row itself, with the float epilogue v = scale·(K·dot) + bias.
+
+Refused, with a message naming the layer: binary inputs with float weights, quantizers without
 ``factorize`` (ABC-Net) and input quantizers that are not sign(x).
 """
 
@@ -79,7 +83,7 @@ class _Builder:
         node = {"kind": "linear", "layer": layer, "input": x, "bn": bn, "act": act, "pool": None,
                 "extra_bias": extra_bias}
         binary_in = getattr(layer, "input_quantizer", None) is not None
-        if binary_in:
+        if binary_in and not getattr(layer, "xnor_input", False):
             x.bit_users += 1
         else:
             x.float_users += 1
@@ -187,6 +191,7 @@ class _Builder:
                 b = b.double().cpu().numpy().reshape(n)
                 if not np.isin(signs, (-1.0, 1.0)).all():
                     raise ExportError(f"layer {name!r}: factorize() returned signs outside {{-1, +1}}")
+            xscale = iq is not None and bool(getattr(layer, "xnor_input", False))
             if iq is not None:
                 _check_binary_input(layer, name)
                 tensors[pref + ".w"] = _pack(signs)
@@ -226,8 +231,10 @@ class _Builder:
         pool = node["pool"]
         pool_kind, offset = (pool if pool is not None else ("none", {"rule": "none"}))
         want_bits = out.bit_users > 0 and out.float_users == 0
-        if want_bits and pool_kind == "avg":
-            want_bits = False  # sign(mean) is no OR: emit the float mean, then a sign op
+        if want_bits and (pool_kind == "avg" or xscale):
+            # sign(mean) is no OR, and an XNOR-Net scaled layer has a float epilogue only: emit the float
+            # value, then a sign op for the binary consumers
+            want_bits = False
             out.float_users += 1  # (forces the sign op in lower())
         if want_bits:
             op["pool"] = "or" if pool_kind == "max" else "none"
@@ -237,7 +244,10 @@ class _Builder:
             op["pool"] = pool_kind
             oname = fname(out)
             values[oname] = {"kind": "float", "channels": n, "pooled": out.pooled}
-        op["input"] = bname(x) if op["product"] != "float" else fname(x)
+        op["input"] = bname(x) if op["product"] != "float" and not xscale else fname(x)
+        if xscale:
+            # XNOR-Net's K = mean_c |x| per input row: the op binarizes its float input and scales each row
+            op["input_scale"] = "mean_abs"
         op["output"] = oname
         if want_bits and op["product"] == "xnor" and offset["rule"] != "ema":
             from onebit.runtime.model import bound_dtype, popcount_bounds, thresholds
@@ -321,16 +331,10 @@ def _pool_kind(module, name: str):
 
 
 def _check_binary_input(layer, name: str) -> None:
-    """A layer with a binarized input runs on popcounts only if its input binarizer is plain sign(x),
-    it has no XNOR-Net input scale K (which depends on the real-valued input and cannot fold into a
-    static integer threshold) and its weights are binarized too."""
+    """A layer with a binarized input runs on popcounts only if its input binarizer is plain sign(x)
+    and its weights are binarized too. (XNOR-Net's input scale K, which depends on the real-valued
+    input, is not folded: such a layer reads its float input and the op computes K, ``input_scale``.)"""
     _check_sign_quantizer(layer.input_quantizer, name)
-    if getattr(layer, "xnor_input", False):
-        raise ExportError(
-            f"layer {name!r}: XNOR-Net's input scale K (mean|x| over the input channels at each point or "
-            "position) depends on the real-valued input and cannot fold into a static integer threshold; "
-            "the engine does not run it. Export a model without it (e.g. presets bipointnet, bnn, "
-            "dab-wbin, or dab-fbin with input='ste_sign').")
     if getattr(layer, "kernel_quantizer", None) is None:
         raise ExportError(f"layer {name!r}: binary input with float weights has no popcount form; "
                           "binarize the weights too or keep the input float")

@@ -75,8 +75,13 @@ class _ConvGraph:
             raise ExportError(f"layer {name!r}: padding_mode {conv.padding_mode!r} is not supported")
         return list(conv.kernel_size), list(conv.stride), [pads[0][0], pads[1][0]]
 
-    def conv(self, conv, post_bn, relu: bool, pools: list, next_bn, next_binary: bool) -> None:
-        """Lower conv (+ its BN, ReLU, max pools, the next unit's pre-BN and sign) onto the current value."""
+    def conv(self, conv, post_bn, relu: bool, pools: list, next_bn, next_binary: bool, next_xnor: bool = False) -> None:
+        """Lower conv (+ its BN, ReLU, max pools, the next unit's pre-BN and sign) onto the current value.
+
+        XNOR-Net convs (``xnor_input``) read a float map: ``sign`` → bits im2col (pad_value) for the product,
+        and a float im2col (zero padded) whose row means of |x| are K (the box filter of A = mean_c |x|
+        with count-including-pad); their output is float. A conv feeding one (``next_xnor``) keeps a float
+        output too, and the next unit's pre-BN becomes an ``affine`` op after the pools."""
         import torch.nn as nn
 
         name = self.name(conv)
@@ -90,6 +95,17 @@ class _ConvGraph:
         n = conv.out_channels
         iq = getattr(conv, "input_quantizer", None)
         kq = getattr(conv, "kernel_quantizer", None)
+        xnor = iq is not None and bool(getattr(conv, "xnor_input", False))
+        if xnor and next_binary and not next_xnor:
+            raise ExportError(f"layer {name!r}: an XNOR-Net (K-scaled) conv feeding a plain sign-input conv is not "
+                              "supported (binarize both with the same activation quantizer)")
+        xfloat = None
+        if xnor:
+            if vin["kind"] != "float":
+                raise ExportError(f"layer {name!r}: internal error: an XNOR-Net conv reads a float map")
+            xfloat = self.cur
+            self.cur = self.sign(xfloat, None, name)
+            vin = self.values[self.cur]
         binary = vin["kind"] == "bits"
         if binary != (iq is not None):
             raise ExportError(f"layer {name!r}: internal error: input kind {vin['kind']} vs its input quantizer")
@@ -109,12 +125,20 @@ class _ConvGraph:
             self.ops.append({"op": "im2col", "name": name + ".im2col", "input": self.cur, "output": xin,
                              "kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw],
                              "pad_value": float(conv.pad_value) if binary else 0.0})
+        kin = xfloat
+        if xnor and not identity:
+            # K = mean over the taps of A = mean_c |x| (A zero padded) = mean |x| over the zero padded float row
+            kin = self._new("float", taps * c, (ho, wo))
+            self.ops.append({"op": "im2col", "name": name + ".im2col_k", "input": xfloat, "output": kin,
+                             "kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw], "pad_value": 0.0})
         pref = f"L{len(self.ops)}"  # tensors are named after the linear op's index
         k = self.values[xin]["channels"]
         kv = taps * c
         op: dict = {"op": "linear", "name": name, "input": xin, "in_features": k, "out_features": n}
         if binary and not identity:
             op["tap_channels"] = c
+        if xnor:
+            op.update(input_scale="mean_abs", scale_input=kin)
         with _no_grad():
             bias = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(n)
             if kq is not None:
@@ -146,7 +170,7 @@ class _ConvGraph:
                 zs, row = np.ones(n), np.zeros(n)
         g, h = _bn_affine(post_bn, n, name)
         S, R, C = g * zs, g * row, g * bias + h
-        if next_binary:
+        if next_binary and not next_xnor and not xnor:
             if next_bn is not None:
                 g2, h2 = _bn_affine(next_bn, n, name)
             else:
@@ -170,7 +194,7 @@ class _ConvGraph:
             for pool in pools:
                 self._pool(pool, sig < 0)
         else:
-            if next_bn is not None:
+            if next_bn is not None and not next_xnor:
                 raise ExportError(f"layer {name!r}: a BatchNorm between this layer and a real-valued-input conv is "
                                   "not supported (the WBin / float block order is conv -> BN -> ReLU)")
             out = self._new("float", n, (ho, wo))
@@ -181,6 +205,40 @@ class _ConvGraph:
             self.cur = out
             for pool in pools:
                 self._pool(pool, None)
+            if next_xnor and next_bn is not None:
+                self.cur = self.affine(self.cur, next_bn, self.name(next_bn))
+
+    def sign(self, x: str, bn, name: str) -> str:
+        """bits = sign(bn(x)) of a float map or pooled row (bn folded as [σ·x + κ ≥ 0]; None: plain sign)."""
+        v = self.values[x]
+        out = self._new("bits", v["channels"], v["hw"]) if "hw" in v else self._pooled("bits", v["channels"])
+        op = {"op": "sign", "name": f"{name}.sign", "input": x, "output": out}
+        if bn is not None:
+            g, h = _bn_affine(bn, v["channels"], self.name(bn))
+            sig, kap = _sign_fold(g, h, relu=False)
+            pref = f"L{len(self.ops)}"
+            self.tensors[pref + ".s"] = sig.astype(np.float32)
+            self.tensors[pref + ".b"] = kap.astype(np.float32)
+            op.update(scale=pref + ".s", bias=pref + ".b")
+        self.ops.append(op)
+        return out
+
+    def affine(self, x: str, bn, name: str) -> str:
+        """The float value bn(x) (eval BatchNorm as g·x + h per channel): an XNOR-Net layer's real input."""
+        v = self.values[x]
+        out = self._new("float", v["channels"], v["hw"]) if "hw" in v else self._pooled("float", v["channels"])
+        g, h = _bn_affine(bn, v["channels"], self.name(bn))
+        pref = f"L{len(self.ops)}"
+        self.tensors[pref + ".s"] = g.astype(np.float32)
+        self.tensors[pref + ".b"] = h.astype(np.float32)
+        self.ops.append({"op": "affine", "name": name, "input": x, "output": out, "scale": pref + ".s",
+                         "bias": pref + ".b"})
+        return out
+
+    def _pooled(self, kind: str, channels: int) -> str:
+        vid = f"v{len(self.values)}" + (".bits" if kind == "bits" else "")
+        self.values[vid] = {"kind": kind, "channels": int(channels), "pooled": True}
+        return vid
 
     def _affine(self, op, pref, mul, rmul, add, clamp, w):
         if w is not None:  # float weights carry the per-channel scale
@@ -230,29 +288,16 @@ def _resnet_feed(b: _ResGraph, x: str, bn, conv) -> str:
         if bn is not None:
             raise ExportError(f"layer {b.name(bn)!r}: a BatchNorm before a real-valued-input conv is not supported")
         return x
+    if _xnor(conv):  # XNOR-Net: the conv reads the real bn(x) (K needs its magnitudes)
+        return b.affine(x, bn, b.name(bn)) if bn is not None else x
     return b.sign(x, bn, b.name(conv))
 
 
+def _xnor(layer) -> bool:
+    return getattr(layer, "input_quantizer", None) is not None and bool(getattr(layer, "xnor_input", False))
+
+
 class _ResGraph(_ConvGraph):
-    def sign(self, x: str, bn, name: str) -> str:
-        v = self.values[x]
-        out = self._new("bits", v["channels"], v["hw"]) if "hw" in v else self._pooled("bits", v["channels"])
-        op = {"op": "sign", "name": f"{name}.sign", "input": x, "output": out}
-        if bn is not None:
-            g, h = _bn_affine(bn, v["channels"], self.name(bn))
-            sig, kap = _sign_fold(g, h, relu=False)
-            pref = f"L{len(self.ops)}"
-            self.tensors[pref + ".s"] = sig.astype(np.float32)
-            self.tensors[pref + ".b"] = kap.astype(np.float32)
-            op.update(scale=pref + ".s", bias=pref + ".b")
-        self.ops.append(op)
-        return out
-
-    def _pooled(self, kind: str, channels: int) -> str:
-        vid = f"v{len(self.values)}" + (".bits" if kind == "bits" else "")
-        self.values[vid] = {"kind": kind, "channels": int(channels), "pooled": True}
-        return vid
-
     def add(self, a: str, c: str, name: str) -> str:
         v = self.values[a]
         out = self._new("float", v["channels"], v["hw"])
@@ -280,7 +325,11 @@ class _ResGraph(_ConvGraph):
         with _no_grad():
             if iq is not None:
                 _check_binary_input(fc, name)
-                xin = self.sign(x, bn, name)
+                if _xnor(fc):  # XNOR-Net: K = mean |bn(x)| of the pooled row, computed by the op itself
+                    xin = self.affine(x, bn, self.name(bn)) if bn is not None else x
+                    op["input_scale"] = "mean_abs"
+                else:
+                    xin = self.sign(x, bn, name)
                 pref = f"L{len(self.ops)}"
                 signs, a, b = fc.factorize()
                 from onebit.runtime.model import pack_signs
@@ -335,7 +384,8 @@ def resnet_graph(model, info: dict, input_size: int) -> tuple[dict, dict]:
             ds = blk.downsample
             if blk.preact:
                 b.cur = _resnet_feed(b, x, blk.bn1, blk.conv1)
-                b.conv(blk.conv1, None, True, [], blk.bn2, getattr(blk.conv2, "input_quantizer", None) is not None)
+                b.conv(blk.conv1, None, True, [], blk.bn2, getattr(blk.conv2, "input_quantizer", None) is not None,
+                       _xnor(blk.conv2))
                 b.conv(blk.conv2, None, False, [], None, False)
                 main = b.cur
                 if ds is not None:
@@ -344,7 +394,7 @@ def resnet_graph(model, info: dict, input_size: int) -> tuple[dict, dict]:
             else:
                 b.cur = _resnet_feed(b, x, None, blk.conv1)
                 nxt = getattr(blk.conv2, "input_quantizer", None) is not None
-                b.conv(blk.conv1, blk.bn1, True, [], None, nxt)
+                b.conv(blk.conv1, blk.bn1, True, [], None, nxt, _xnor(blk.conv2))
                 b.conv(blk.conv2, blk.bn2, False, [], None, False)
                 main = b.cur
                 if ds is not None:
@@ -398,7 +448,8 @@ def sketch_a_net_graph(model, info: dict) -> tuple[dict, dict]:
             next_bn = nxt.bn if nxt.preact else None
         else:
             next_binary, next_bn = False, None
-        b.conv(u.conv, None if u.preact else u.bn, relu, pools.get(i, []), next_bn, next_binary)
+        b.conv(u.conv, None if u.preact else u.bn, relu, pools.get(i, []), next_bn, next_binary,
+               nxt is not None and _xnor(nxt.conv))
     if b.values[b.cur]["hw"] != [1, 1]:
         raise ExportError(f"export: the map before conv8 is {b.values[b.cur]['hw']}, expected 1x1")
     if getattr(model.conv8, "input_quantizer", None) is not None or getattr(model.conv8, "kernel_quantizer", None):

@@ -20,10 +20,12 @@ from .geometric import GEO_OPS, GEO_REFS, GeometricOps, row_desc, value_rows
 
 # ops of the engine (csrc/engine.cpp)
 _OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3, "im2col": 4, "maxpool": 5, "add": 6, "avgpool": 7,
-       "knn": 8, "fps": 9, "ball_query": 10, "gather": 11, "edge": 12, "group": 13, "pool": 14, "concat": 15}
+       "knn": 8, "fps": 9, "ball_query": 10, "gather": 11, "edge": 12, "group": 13, "pool": 14, "concat": 15,
+       "affine": 16}
 _OUT = {"f32": 0, "bits": 1, "or": 2, "max": 3, "avg": 4}
-OP_TYPES = ("linear", "sign", "bmm", "im2col", "maxpool", "add", "avgpool") + GEO_OPS
+OP_TYPES = ("linear", "sign", "bmm", "im2col", "maxpool", "add", "avgpool", "affine") + GEO_OPS
 PRODUCTS = ("float", "xnor", "and")
+INPUT_SCALES = ("mean_abs",)  # linear's input_scale: XNOR-Net's K = mean_c |x| of each float input row
 POOLS = ("none", "max", "avg", "or")
 ISAS = ("avx512", "avx2", "scalar")
 
@@ -188,6 +190,8 @@ class Model(GeometricOps):
                     raise self._bad(f"op {op['name']!r}: concat needs 'inputs', a list of at least two value names")
                 op = {**op, "input": ins[0]}
             second = {"bmm": ("matrix",), "add": ("other",), **GEO_REFS}.get(op["op"], ())
+            if op["op"] == "linear" and "scale_input" in op:  # XNOR-Net's K of a conv: its float im2col rows
+                second = ("scale_input",)
             second = tuple(k for k in second if k != "features" or "features" in op)
             reads = [(key, op.get(key)) for key in ("input",) + second] + [
                 ("inputs", r) for r in (op["inputs"][1:] if op["op"] == "concat" else [])]
@@ -291,6 +295,14 @@ class Model(GeometricOps):
                 for c in clamp)):
             raise self._bad(f"op {op['name']!r}: clamp must be [lo|null, hi|null]")
 
+    def _check_affine(self, op, vi, vo, values):
+        if vi["kind"] != "float" or vo["kind"] != "float" or vi["channels"] != vo["channels"] or \
+                vi["pooled"] != vo["pooled"] or vi.get("hw") != vo.get("hw"):
+            raise self._bad(f"op {op['name']!r}: affine maps a float value to one of the same shape")
+        for key in ("scale", "bias"):
+            if not np.isfinite(self._tensor(op, key, "<f4", (vi["channels"],))).all():
+                raise self._bad(f"op {op['name']!r}: tensor {key} has non-finite values")
+
     def _check_avgpool(self, op, vi, vo, values):
         if vi["kind"] != "float" or vo["kind"] != "float" or vi["channels"] != vo["channels"] or vi["pooled"] or \
                 not vo["pooled"] or "hw" in vo:
@@ -311,7 +323,27 @@ class Model(GeometricOps):
         prod, pool = op.get("product"), op.get("pool", "none")
         if prod not in PRODUCTS or pool not in POOLS:
             raise self._bad(f"op {name!r}: product must be one of {list(PRODUCTS)}, pool one of {list(POOLS)}")
-        if (prod == "float") != (vi["kind"] == "float"):
+        xs = op.get("input_scale")
+        if xs is not None:
+            # XNOR-Net's input scale K: the op reads float rows, binarizes them itself and scales each row's product
+            if xs not in INPUT_SCALES:
+                raise self._bad(f"op {name!r}: input_scale must be one of {list(INPUT_SCALES)}, got {xs!r}")
+            if "scale_input" in op:
+                # bits in (a conv's im2col), K from the float rows of scale_input (the zero padded float im2col)
+                vk = values[op["scale_input"]]
+                if vi["kind"] != "bits" or vk["kind"] != "float" or row_desc(vk) != row_desc(vi) or \
+                        vk.get("hw") != vi.get("hw") or vk["pooled"] != vi["pooled"] or "group" in op:
+                    raise self._bad(f"op {name!r}: scale_input must be a float value with the rows of its bit input "
+                                    "(no group)")
+            elif vi["kind"] != "float" or "tap_channels" in op:
+                raise self._bad(f"op {name!r}: input_scale {xs!r} without scale_input reads a float value "
+                                "(no tap_channels)")
+            if prod not in ("xnor", "and") or vo["kind"] != "float" or "bound" in op:
+                raise self._bad(f"op {name!r}: input_scale {xs!r} needs an xnor or and product with a float output "
+                                "(no bound)")
+        elif "scale_input" in op:
+            raise self._bad(f"op {name!r}: scale_input without input_scale")
+        elif (prod == "float") != (vi["kind"] == "float"):
             raise self._bad(f"op {name!r}: a {prod} product cannot read a {vi['kind']} value")
         if vo["pooled"] != (vi["pooled"] or (pool != "none" and "group" not in op)):
             raise self._bad(f"op {name!r}: output pooled flag does not match pool={pool!r}")
@@ -423,6 +455,8 @@ class Model(GeometricOps):
                            hi=np.inf if hi is None else float(hi))
             elif op["op"] == "avgpool":
                 rec["type"] = _OP["avgpool"]
+            elif op["op"] == "affine":
+                rec.update(type=_OP["affine"], mul=self.tensors[op["scale"]], add=self.tensors[op["bias"]])
             elif op["op"] == "bmm":
                 rec.update(type=_OP["bmm"], in1=ids[op["matrix"]])
             elif op["op"] in GEO_OPS:
@@ -440,11 +474,11 @@ class Model(GeometricOps):
                     inv[:c] = np.unpackbits(self.tensors[op["invert"]], bitorder="little")[:c]
                     rec["inv"] = np.packbits(inv, bitorder="little").view("<u8")
             else:
-                rec.update(self._linear_record(op, n_points))
+                rec.update(self._linear_record(op, n_points, ids))
             recs.append(rec)
         return bufs, recs, ids[self.graph["output"]]
 
-    def _linear_record(self, op: dict, n_points: int) -> dict:
+    def _linear_record(self, op: dict, n_points: int, ids: dict) -> dict:
         t = self.tensors
         k, n = op["in_features"], op["out_features"]
         vo = self.values[op["output"]]
@@ -465,6 +499,10 @@ class Model(GeometricOps):
             rec.update(type=_OP["flinear"], wt=np.ascontiguousarray(w.T, dtype=np.float32))
         else:
             rec.update(type=_OP["blinear"], weight=t[op["weight"]], and_mode=op["product"] == "and")
+            if op.get("input_scale") == "mean_abs":
+                rec["xscale"] = 2 if "scale_input" in op else 1
+                if "scale_input" in op:
+                    rec["in1"] = ids[op["scale_input"]]
         if "bound" in op:
             flip = np.unpackbits(t[op["flip"]], bitorder="little")[:n]
             p = t[op["bound"]].astype(np.int64) - 1
