@@ -230,8 +230,9 @@ uint32_t or_panel(int isa, const uint64_t* X, size_t ldx, int r0, int r1, const 
 // one row sets it, so after each stage (rows [0, 32), [32, 128), [128, 512), ...) the channels still unset
 // are gathered into fresh, dense panels and only those scan the remaining rows. Panel-level exits alone
 // rarely fire (all 32 channels of a panel must be set); compaction turns every set channel into saved work.
-void or_pool_compact(int isa, const uint64_t* wp0, const int64_t* P0, int N, int W, const uint64_t* X, size_t ldx, int M,
-                 uint32_t* out, int threads) {
+// One thread's share: channels [0, N) of the panels starting at wp0 / P0, pooled bits to out[0 .. panels).
+void or_pool_compact_range(int isa, const uint64_t* wp0, const int64_t* P0, int N, int W, const uint64_t* X,
+                           size_t ldx, int M, uint32_t* out) {
     const int panels = (N + NP - 1) / NP;
     std::vector<uint32_t> orm(panels, 0);
     avec<int> act;                 // channels still unset, in panel order
@@ -244,7 +245,6 @@ void or_pool_compact(int isa, const uint64_t* wp0, const int64_t* P0, int N, int
     for (int r1 = std::min(M, 32); r0 < M; r0 = r1, r1 = std::min(M, r1 * 4)) {
         const bool dense = act.empty() && r0 == 0;
         std::vector<uint32_t> got(npan, 0);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && npan >= 2 * threads)
         for (int q = 0; q < npan; ++q) {
             const uint32_t valid = dense ? panel_valid(N, q) : panel_valid(static_cast<int>(act.size()), q);
             got[q] = or_panel(isa, X, ldx, r0, r1, wp + static_cast<size_t>(q) * W * NP, W, P + q * NP, valid);
@@ -283,6 +283,23 @@ void or_pool_compact(int isa, const uint64_t* wp0, const int64_t* P0, int N, int
         npan = np2;
     }
     std::memcpy(out, orm.data(), sizeof(uint32_t) * panels);
+}
+
+// Inside one cloud the threads take contiguous ranges of panels and run their stages and compactions
+// independently: one parallel region, no barrier between stages.
+void or_pool_compact(int isa, const uint64_t* wp0, const int64_t* P0, int N, int W, const uint64_t* X, size_t ldx, int M,
+                     uint32_t* out, int threads) {
+    const int panels = (N + NP - 1) / NP;
+    const int nt = std::max(1, std::min(threads, panels / 2));
+    if (nt == 1) return or_pool_compact_range(isa, wp0, P0, N, W, X, ldx, M, out);
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        const int p0 = panels * t / T, p1 = panels * (t + 1) / T;
+        if (p0 < p1)
+            or_pool_compact_range(isa, wp0 + static_cast<size_t>(p0) * W * NP, P0 + static_cast<size_t>(p0) * NP,
+                                  std::min(N, p1 * NP) - p0 * NP, W, X, ldx, M, out + p0);
+    }
 }
 
 // Compact duplicate rows of a bit buffer in place (first occurrences, in order); returns the unique count.
