@@ -463,6 +463,24 @@ def _targets(rows) -> list[str]:
     return lines + [""]
 
 
+def _speedup(r: dict, eng: dict | None) -> str:
+    """'wall / cpu' speed-up of the engine row over row r (empty for the engine itself)."""
+    if not eng or r is eng:
+        return ""
+    return f"{r['median_ms'] / eng['median_ms']:.1f}x / {r['cpu_median_ms'] / eng['cpu_median_ms']:.1f}x"
+
+
+def _top_ops(prof: list[dict], key) -> list[str]:
+    """One line per model (``key(row)`` groups rows): total engine time and its six largest ops."""
+    lines = []
+    for k in dict.fromkeys(key(r) for r in prof):
+        grp = sorted([r for r in prof if key(r) == k], key=lambda r: -r["cpu_us"])
+        tot = sum(r["cpu_us"] for r in grp) or 1
+        top = ", ".join(f"{r['op']} {r['cpu_us']:.0f} ({100 * r['cpu_us'] / tot:.0f}%)" for r in grp[:6])
+        lines.append(f"* {' '.join(k) if isinstance(k, tuple) else k}: total {tot:.0f} µs; {top}")
+    return lines + [""]
+
+
 def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
     """Render docs/results/engine.md (and the Table 4 speed/size figure) from the raw rows."""
     rows = json.loads(Path(raw_path).read_text())
@@ -503,11 +521,9 @@ def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
             grp = [r for r in lat if (r["model"], r["threads"], r["batch"]) == key]
             eng = next((r for r in grp if r["runner"] == "engine"), None)
             for r in grp:
-                sp = ""
-                if eng and r is not eng:
-                    sp = f"{r['median_ms'] / eng['median_ms']:.1f}x / {r['cpu_median_ms'] / eng['cpu_median_ms']:.1f}x"
                 out.append(f"| {r['model']} | {r['threads']} | {r['batch']} | {r['runner']} | {r['median_ms']:.3f} "
-                           f"[{r['min_ms']:.3f}–{r['max_ms']:.3f}] | {r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {sp} |")
+                           f"[{r['min_ms']:.3f}–{r['max_ms']:.3f}] | {r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | "
+                           f"{_speedup(r, eng)} |")
         out.append("")
     t4 = [r for r in rows if r.get("section") == "table4" and "runner" in r]
     if t4:
@@ -572,20 +588,14 @@ def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
             grp = [r for r in sk if (r["model"], r["preset"]) == key]
             eng = next((r for r in grp if r["runner"] == "engine"), None)
             for r in grp:
-                sp = (f"{r['median_ms'] / eng['median_ms']:.1f}x / {r['cpu_median_ms'] / eng['cpu_median_ms']:.1f}x"
-                      if eng and r is not eng else "")
                 out.append(f"| {r['model']} | {r['preset']} | {r['runner']} | {r['median_ms']:.3f} "
-                           f"[{r['min_ms']:.3f}–{r['max_ms']:.3f}] | {r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {sp} |")
+                           f"[{r['min_ms']:.3f}–{r['max_ms']:.3f}] | {r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | "
+                           f"{_speedup(r, eng)} |")
         out.append("")
         skp = [r for r in rows if r.get("section") == "sketch_profile"]
         if skp:
             out += ["Engine per-op time, sketch models (thread CPU time, top ops, µs):", ""]
-            for key in dict.fromkeys((r["model"], r["preset"]) for r in skp):
-                grp = sorted([r for r in skp if (r["model"], r["preset"]) == key], key=lambda r: -r["cpu_us"])
-                tot = sum(r["cpu_us"] for r in grp) or 1
-                top = ", ".join(f"{r['op']} {r['cpu_us']:.0f} ({100 * r['cpu_us'] / tot:.0f}%)" for r in grp[:6])
-                out.append(f"* {key[0]} {key[1]}: total {tot:.0f} µs; {top}")
-            out.append("")
+            out += _top_ops(skp, lambda r: (r["model"], r["preset"]))
     geo = [r for r in rows if r.get("section") == "geometric"]
     if geo:
         out += ["## DGCNN and PointNet++ (bipointnet preset, batch 1, 1 thread, 1024 points)", "",
@@ -598,20 +608,13 @@ def report(raw_path: Path, md_path: Path, png_path: Path | None = None) -> None:
             grp = [r for r in geo if r["model"] == model]
             eng = next((r for r in grp if r["runner"] == "engine"), None)
             for r in grp:
-                sp = (f"{r['median_ms'] / eng['median_ms']:.1f}x / {r['cpu_median_ms'] / eng['cpu_median_ms']:.1f}x"
-                      if eng and r is not eng else "")
                 out.append(f"| {model} | {r['runner']} | {r['median_ms']:.3f} [{r['min_ms']:.3f}–{r['max_ms']:.3f}] | "
-                           f"{r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {sp} |")
+                           f"{r['cpu_median_ms']:.3f} | {r['file_bytes']:,} | {_speedup(r, eng)} |")
         out.append("")
         gp = [r for r in rows if r.get("section") == "geometric_profile"]
         if gp:
             out += ["Engine per-op time (thread CPU time, top ops, µs):", ""]
-            for model in dict.fromkeys(r["model"] for r in gp):
-                grp = sorted([r for r in gp if r["model"] == model], key=lambda r: -r["cpu_us"])
-                tot = sum(r["cpu_us"] for r in grp) or 1
-                top = ", ".join(f"{r['op']} {r['cpu_us']:.0f} ({100 * r['cpu_us'] / tot:.0f}%)" for r in grp[:6])
-                out.append(f"* {model}: total {tot:.0f} µs; {top}")
-            out.append("")
+            out += _top_ops(gp, lambda r: r["model"])
     rd = [r for r in rows if r.get("section") == "realdata"]
     if rd:
         fp = next((r for r in rd if r["runner"].startswith("torch")), None)
