@@ -59,6 +59,12 @@ def test_infer_cli_npy_h5(deploy, capsys):
     np.save(d / "bad.npy", np.zeros((2, 5, 4), np.float32))
     assert main(["infer", str(path), str(d / "bad.npy")]) == 1
     assert "expected points" in capsys.readouterr().err
+    nan = x.copy()
+    nan[1, 5, 0] = np.nan
+    np.save(d / "nan.npy", nan)
+    assert main(["infer", str(path), str(d / "nan.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "nan.npy" in err and "not finite (nan) at cloud 1, row 5, channel 0" in err
     (d / "junk.onebit").write_bytes(b"nonsense")
     assert main(["infer", str(d / "junk.onebit"), str(d / "x.npy")]) == 1
     assert "junk.onebit" in capsys.readouterr().err

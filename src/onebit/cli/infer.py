@@ -103,12 +103,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = load(args.model, isa=args.isa)
         x, labels = _read_input(args.input, args.limit, model)
-        outs = [model.run(x[i:i + args.batch_size], threads=args.threads)
-                for i in range(0, len(x), max(1, args.batch_size))]
-        logits = np.concatenate(outs) if outs else np.zeros((0, model.output_channels), np.float32)
     except (FormatError, ValueError) as e:
         print(f"onebit infer: {e}", file=sys.stderr)
         return 1
+    outs, step = [], max(1, args.batch_size)
+    for i in range(0, len(x), step):
+        try:
+            outs.append(model.run(x[i:i + step], threads=args.threads))
+        except ValueError as e:  # the data itself (shape, non-finite values): name the file and the batch
+            where = f" (batch of items {i}..{min(len(x), i + step) - 1}; cloud indices count from its start)" if i else ""
+            print(f"onebit infer: {args.input}: {e}{where}", file=sys.stderr)
+            return 1
+    logits = np.concatenate(outs) if outs else np.zeros((0, model.output_channels), np.float32)
     pred = logits.argmax(-1)
     acc = float((pred == labels[:len(pred)]).mean()) if labels is not None and len(pred) else None
     if args.json:
