@@ -31,10 +31,14 @@ METHODS: dict[str, Any] = {
         "model_options": {"pool": "ema-max", "act": "hardtanh"},
     },
 }
+"""Row label -> ``binarize`` value (a preset name or a spec dict) of the models ``onebit demo`` trains."""
 
 
 @dataclass
 class DemoSettings:
+    """Size of the demo run: backbone, width, points per cloud, clouds per class, epochs, batch size,
+    learning rate, seed and torch threads.
+    """
     model: str = "pointnet_vanilla"
     width: float = 0.5
     points: int = 256
@@ -47,6 +51,7 @@ class DemoSettings:
 
 
 def base_config(s: DemoSettings) -> dict[str, Any]:
+    """The ``onebit.train`` configuration shared by every demo row (``binarize`` set per row)."""
     return {
         "model": {"name": s.model, "options": {"width": s.width}},
         "binarize": None,

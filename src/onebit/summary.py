@@ -31,6 +31,9 @@ __all__ = ["LayerSummary", "ModelSummary", "summary"]
 
 @dataclass
 class LayerSummary:
+    """One row of ``summary()``: a layer's quantizers, output shape, 1-bit and 32-bit parameters,
+    scale factors, memory and binary / float multiply-accumulates.
+    """
     name: str
     type: str
     input_quantizer: str | None
@@ -53,6 +56,7 @@ class LayerSummary:
         return self.memory_bits / 8.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as a JSON-friendly dict (with ``params`` and ``memory_bytes``)."""
         d = asdict(self)
         d["output_shape"] = list(self.output_shape) if self.output_shape is not None else None
         d["params"] = self.params
@@ -70,6 +74,7 @@ class ModelSummary:
         self.title = title
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-friendly dict: ``title``, ``rows``, ``totals``, ``notes``."""
         return {"title": self.title, "rows": [r.to_dict() for r in self.rows], "totals": dict(self.totals),
                 "notes": list(self.notes)}
 

@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 POOL_KINDS = ("max", "avg", "ema-max", "ema-avg")
+"""The ``kind`` values that mark a module as a pooling module (those of ``onebit.nn.make_pool``)."""
 
 _LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 

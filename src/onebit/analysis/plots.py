@@ -23,6 +23,7 @@ __all__ = ["FIGURES", "latest_per_epoch", "plot_records"]
 
 FIGURES = ("entropy", "scale_distortion", "tnet_reg", "sign_balance", "flip_ratio", "dab_k", "dab_alpha_beta",
            "dab_filter_hist", "accuracy", "zero_grad")
+"""Names of the figures ``plot_records`` can write, one ``NAME.png`` each (docs/analysis.md, "Figures")."""
 
 _MAX_LEGEND = 12
 _METRIC_KEYS = ("oa", "macc", "acc", "top1", "top5", "instance_miou", "class_miou", "miou")

@@ -21,6 +21,7 @@ from .probe import collect
 __all__ = ["DIAGNOSTICS_FILE", "DiagnosticsRecorder", "read_jsonl"]
 
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
+"""File name of the per-epoch diagnostics records in a run directory."""
 
 
 def _json_safe(v):

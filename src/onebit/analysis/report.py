@@ -17,6 +17,7 @@ LAYER_COLUMNS = {
     "alpha": "α",
     "beta": "β",
 }
+"""Per-layer record keys shown by ``summary_table``, mapped to their column headers."""
 
 
 def _fmt(v) -> str:

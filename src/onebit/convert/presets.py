@@ -52,6 +52,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                  {"weight": "dab", "input": "xnor", "bias": "drop", "dab_preprocess": True,
                   "model_options": {"preact": True}}),
 }
+"""Preset name -> (one-line description with the paper, ``BinarizeSpec`` fields it sets)."""
 
 # shortcut keyword arguments of resolve_spec that land in model_options
 _MODEL_OPTION_KEYS = ("pool", "act", "preact")
@@ -63,6 +64,7 @@ def presets() -> list[str]:
 
 
 def preset_description(name: str) -> str:
+    """The one-line description (method and paper) of preset ``name``."""
     return _preset(name)[0]
 
 

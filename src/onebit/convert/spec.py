@@ -9,10 +9,14 @@ from typing import Any
 __all__ = ["BinarizeSpec", "LAYER_KEYS", "SpecError"]
 
 SCALES = ("none", "channel", "lsr")
+"""Values of ``BinarizeSpec.scale``: none, per-output-channel mean|W| (XNOR-Net), or LSR (BiPointNet Eq. 9)."""
 BIASES = ("keep", "drop")
+"""Values of a layer's ``bias`` override: keep the float bias or drop it."""
 POOLS = ("max", "avg", "ema-max", "ema-avg")
+"""Pooling kinds a spec may put in ``model_options['pool']`` (``onebit.nn.make_pool``)."""
 # keys a per-layer override (``layers: {pattern: {...}}``) may set
 LAYER_KEYS = ("weight", "input", "scale", "bias", "pad_value", "center_weights")
+"""Keys a per-layer override (``layers: {pattern: {...}}``) may set."""
 _FLOAT_WORDS = {"none", "float", "fp", "identity"}
 
 
@@ -189,6 +193,7 @@ class BinarizeSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BinarizeSpec:
+        """Build a spec from its ``to_dict()`` form; unknown fields raise ``SpecError``."""
         if isinstance(d, BinarizeSpec):
             return copy.deepcopy(d)
         if not isinstance(d, dict):
@@ -200,12 +205,14 @@ class BinarizeSpec:
         return cls(**copy.deepcopy(d))
 
     def to_yaml(self) -> str:
+        """The spec as a YAML document (the ``to_dict()`` form)."""
         import yaml
 
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_yaml(cls, text: str) -> BinarizeSpec:
+        """Parse a spec written by ``to_yaml`` (or any YAML mapping of its fields)."""
         import yaml
 
         return cls.from_dict(yaml.safe_load(text))

@@ -29,6 +29,7 @@ CHECKSUMS: dict[str, dict[str, str]] = {
         "source_manifest.tsv": "0675d74e30ac46f60f019fc6c1c10928560febb75b97032ad90fb722a960e34e",
     },
 }
+"""sha256 of known data copies, per file: ``verify_tree(folder, CHECKSUMS[name])``."""
 
 # where the public archives were published (no checksum is known here for them: download
 # prints the sha256 it computed so that a user can pin it)
@@ -42,6 +43,7 @@ SOURCES: dict[str, str] = {
         "https://shapenet.cs.stanford.edu/media/shapenetcore_partanno_segmentation_benchmark_v0_normal.zip",
     "s3dis_hdf5": "https://shapenet.cs.stanford.edu/media/indoor3d_sem_seg_hdf5_data.zip",
 }
+"""Where the public archives were last published (archive name -> URL); any mirror works."""
 
 _CHUNK = 1 << 20
 

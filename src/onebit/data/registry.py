@@ -16,6 +16,9 @@ _REGISTRY: dict[str, DatasetEntry] = {}
 
 @dataclass(frozen=True)
 class DatasetEntry:
+    """A registered dataset: its ``factory(split=..., **options)``, ``domain``
+    ("points" or "sketch") and ``task`` ("cls", "partseg" or "semseg").
+    """
     name: str
     factory: Callable
     domain: str  # "points" or "sketch"
@@ -23,6 +26,7 @@ class DatasetEntry:
 
 
 def register_dataset(name: str, *, domain: str, task: str = "cls"):
+    """Decorator registering ``factory`` as dataset ``name`` (registering a name twice is an error)."""
     def deco(factory: Callable):
         if name in _REGISTRY:
             raise ValueError(f"dataset {name!r} is registered twice")
@@ -40,11 +44,13 @@ def _ensure_loaded() -> None:
 
 
 def dataset_names(domain: str | None = None) -> list[str]:
+    """Sorted names of every registered dataset, optionally of one ``domain``."""
     _ensure_loaded()
     return sorted(n for n, e in _REGISTRY.items() if domain is None or e.domain == domain)
 
 
 def dataset_entry(name: str) -> DatasetEntry:
+    """The ``DatasetEntry`` of ``name``; KeyError listing the known names otherwise."""
     if name not in _REGISTRY:
         _ensure_loaded()
     try:
@@ -54,4 +60,5 @@ def dataset_entry(name: str) -> DatasetEntry:
 
 
 def get_dataset(name: str, split: str = "train", **options):
+    """Build dataset ``name`` for ``split`` with ``options`` (see docs/data.md and docs/data_sketches.md)."""
     return dataset_entry(name).factory(split=split, **options)

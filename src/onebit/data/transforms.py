@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 AXES = {"x": 0, "y": 1, "z": 2}
+"""Axis name -> coordinate channel."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,6 +156,9 @@ class Center(_Transform):
     """Subtract the centroid of xyz (channels 0:3)."""
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         out = np.array(points, dtype=points.dtype, copy=True)
         out[:, :3] -= out[:, :3].mean(axis=0, keepdims=True)
         return out, None
@@ -165,6 +169,9 @@ class NormalizeScale(_Transform):
     as in PointNet++'s ``pc_normalize``. Normals are left unchanged (a uniform scale keeps them)."""
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         out = np.array(points, dtype=points.dtype, copy=True)
         xyz = out[:, :3]
         xyz -= xyz.mean(axis=0, keepdims=True)
@@ -188,6 +195,9 @@ class RandomScale(_Transform):
         self._rng = worker_rng(rng, "RandomScale")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         s = self._rng().uniform(*self.scales, size=3 if self.anisotropic else 1)
         out = np.array(points, copy=True)
         out[:, :3] *= s.astype(out.dtype)
@@ -206,6 +216,9 @@ class RandomShift(_Transform):
         self._rng = worker_rng(rng, "RandomShift")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         t = self._rng().uniform(-self.shift, self.shift, size=3).astype(points.dtype)
         out = np.array(points, copy=True)
         out[:, :3] += t
@@ -222,6 +235,9 @@ class Jitter(_Transform):
         self._rng = worker_rng(rng, "Jitter")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         noise = np.clip(self.sigma * self._rng().standard_normal((len(points), 3)), -self.clip, self.clip)
         out = np.array(points, copy=True)
         out[:, :3] += noise.astype(out.dtype)
@@ -256,6 +272,9 @@ class RandomRotate(_Transform):
         self._rng = worker_rng(rng, "RandomRotate")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         theta = math.radians(self._rng().uniform(-self.degrees, self.degrees))
         return _rotate(points, rotation_matrix(self.axis, theta), self.normals), None
 
@@ -269,6 +288,9 @@ class RandomPerturbRotate(_Transform):
         self._rng = worker_rng(rng, "RandomPerturbRotate")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         ang = np.clip(self.sigma * self._rng().standard_normal(3), -self.clip, self.clip)
         r = rotation_matrix("z", ang[2]) @ rotation_matrix("y", ang[1]) @ rotation_matrix("x", ang[0])
         return _rotate(points, r, self.normals), None
@@ -285,6 +307,9 @@ class PointDropout(_Transform):
         self._rng = worker_rng(rng, "PointDropout")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         g = self._rng()
         ratio = g.uniform(0, self.max_ratio)
         drop = g.random(len(points)) <= ratio
@@ -336,6 +361,9 @@ class FPSSample(_Transform):
         self._rng = worker_rng(rng, "FPSSample")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         n = len(points)
         if n <= self.num_points:
             return _pad(points, self.num_points, self._rng())
@@ -361,6 +389,9 @@ class RandomSample(_Transform):
         self._rng = worker_rng(rng, "RandomSample")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         g = self._rng()
         n = len(points)
         if n <= self.num_points:
@@ -378,6 +409,9 @@ class FirstSample(_Transform):
         self.num_points = int(num_points)
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         if len(points) < self.num_points:
             raise ValueError(f"FirstSample: cloud has {len(points)} points, need {self.num_points}")
         idx = np.arange(self.num_points)
@@ -391,6 +425,9 @@ class Shuffle(_Transform):
         self._rng = worker_rng(rng, "Shuffle")
 
     def apply(self, points):
+        """Apply the transform to one (N, C) cloud: returns ``(points, index)``, ``index`` the source row of each
+        output point (for the per-point targets), or None when the rows keep their order.
+        """
         idx = self._rng().permutation(len(points))
         return points[idx], idx
 
@@ -406,6 +443,7 @@ _BY_NAME: dict[str, type] = {
 
 
 def transform_names() -> list[str]:
+    """Sorted names accepted by ``transform_from_config`` (e.g. "rotate", "jitter", "shuffle")."""
     return sorted(_BY_NAME)
 
 

@@ -268,6 +268,7 @@ def _group_pool_kind(module, name: str, g: int):
 
 
 def dgcnn_graph(model, points: int | None = None) -> tuple[dict, dict]:
+    """The ``.onebit`` graph and tensors of a classification DGCNN (kNN, edge features, pools in the engine)."""
     if model.task != "cls":
         raise ExportError(f"export: dgcnn task {model.task!r} is not supported (classification only)")
     b = _GeoBuilder(model, model.in_channels, points)
@@ -296,6 +297,7 @@ def dgcnn_graph(model, points: int | None = None) -> tuple[dict, dict]:
 
 
 def pointnet2_graph(model, points: int | None = None) -> tuple[dict, dict]:
+    """The ``.onebit`` graph and tensors of a classification PointNet++ (SSG or MSG; FPS, ball query, grouping)."""
     name = model.model_name
     if model.task != "cls":
         raise ExportError(f"export: {name} task {model.task!r} is not supported (classification only)")

@@ -46,6 +46,9 @@ class EdgeConv(nn.Module):
         self.out_channels = self.mlp.out_channels
 
     def forward(self, x: torch.Tensor, graph_on: torch.Tensor | None = None) -> torch.Tensor:
+        """EdgeConv on (B, N, C) features: the kNN graph of ``graph_on`` (default ``x``), edge
+        features [x_j − x_i ‖ x_i], the shared MLP, then the pool over the k neighbours -> (B, N, C').
+        """
         ref = x if graph_on is None else graph_on
         k = min(self.k, x.shape[1])
         with torch.no_grad():

@@ -40,9 +40,11 @@ INCEPTION_CFG = {
     "5a": (256, 160, 320, 32, 128, 128),
     "5b": (384, 192, 384, 48, 128, 128),
 }
+"""Inception module widths (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), Szegedy et al. Table 1."""
 
 
 class Inception(nn.Module):
+    """One Inception module: the four branches 1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | maxpool -> 1x1, concatenated."""
     def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, cp: int, preact: bool = False):
         super().__init__()
         self.b1 = ConvUnit(cin, c1, 1, preact=preact)
@@ -52,10 +54,12 @@ class Inception(nn.Module):
         self.out_channels = c1 + c3 + c5 + cp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, cin, H, W) -> (B, out_channels, H, W)."""
         return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
 
 
 class AuxHead(nn.Module):
+    """Auxiliary classifier on 4a / 4d: avgpool 4x4 -> 1x1 conv -> fc -> dropout 0.7 -> fc."""
     def __init__(self, cin: int, num_classes: int, width: float, preact: bool):
         super().__init__()
         c, h = max(4, round(128 * width)), max(4, round(1024 * width))
@@ -69,12 +73,14 @@ class AuxHead(nn.Module):
         self.fc2 = nn.Linear(h, num_classes)
 
     def forward(self, x):
+        """(B, cin, H, W) -> auxiliary logits (B, classes)."""
         x = self.conv(self.pool(x)).flatten(1)
         x = self.drop(self.relu(self.fc1(self.bn1(x))))
         return self.fc2(self.bn2(x))
 
 
 class GoogLeNet(nn.Module):
+    """GoogLeNet / Inception v1 for (B, in_channels, H, W) sketches; options in the module docstring."""
     def __init__(self, num_classes: int, in_channels: int = 1, preact: bool = False, width: float = 1.0,
                  aux_logits: bool = False, official_a4: bool = False, float_classifier: bool = False,
                  dropout: float = 0.4):
@@ -116,6 +122,7 @@ class GoogLeNet(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, classes); in training with ``aux_logits`` the auxiliary logits go to ``aux_outputs``."""
         x = self.pool1(self.conv1(x))
         x = self.pool2(self.conv3(self.conv2(x)))
         x = self.pool3(self.inception3b(self.inception3a(x)))

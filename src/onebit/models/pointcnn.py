@@ -61,6 +61,9 @@ class XConv(nn.Module):
         self.out_channels = cout
 
     def forward(self, xyz: torch.Tensor, feats: torch.Tensor | None):
+        """One X-Conv level: representative points (FPS), their dilated kNN, the X-transform and
+        convolution -> (representative xyz (B, P, 3), features (B, P, C)).
+        """
         b, n, _ = xyz.shape
         with torch.no_grad():
             if self.npoint is None or self.npoint >= n:
@@ -113,6 +116,7 @@ class PointCNN(nn.Module):
         self.onebit_keep_float = (*keep, "head.out")
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """Points (B, N, C) -> logits (B, classes)."""
         check_points(self.model_name, points, self.in_channels)
         xyz = points[..., :3].contiguous()
         feats = points[..., 3:] if self.in_channels > 3 else None

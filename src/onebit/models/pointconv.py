@@ -64,6 +64,9 @@ class PointConvLayer(nn.Module):
         self.out_channels = c
 
     def forward(self, xyz: torch.Tensor, feats: torch.Tensor | None):
+        """One PointConv level: FPS centres, kNN groups, inverse-density-weighted MLP
+        convolution -> (centres (B, S, 3), features (B, S, C)).
+        """
         b, n, _ = xyz.shape
         with torch.no_grad():
             inv_density = 1.0 / kernel_density(xyz, self.bandwidth)  # (B, N)
@@ -113,6 +116,7 @@ class PointConv(nn.Module):
         self.onebit_keep_float = (*keep, "head.out")
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """Points (B, N, C) -> logits (B, classes)."""
         check_points(self.model_name, points, self.in_channels)
         xyz = points[..., :3].contiguous()
         feats = points[..., 3:] if self.in_channels > 3 else None

@@ -54,6 +54,7 @@ class TNet(nn.Module):
         self.register_buffer("identity", torch.eye(k).reshape(-1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Points or features (B, N, k) -> the predicted k x k transform (B, k, k), identity-centred."""
         g = self.pool(self.mlp(x))
         return (self.out(self.fc(g)) + self.identity).view(-1, self.k, self.k)
 

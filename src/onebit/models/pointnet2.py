@@ -84,6 +84,9 @@ class SetAbstraction(nn.Module):
         self.out_channels = sum(b.out_channels for b in self.branches)
 
     def forward(self, xyz: torch.Tensor, feats: torch.Tensor | None):
+        """Sample (FPS), group (ball query per radius), MLP and pool: ``(xyz (B, N, 3), feats)``
+        -> ``(centres (B, S, 3), features (B, S, C))``; ``group_all`` pools the whole cloud.
+        """
         if self.group_all:
             x = xyz if feats is None else torch.cat([xyz, feats], dim=-1)
             out = self.pool(self.branches[0](x))  # (B, C)
@@ -110,6 +113,9 @@ class FeaturePropagation(nn.Module):
         self.out_channels = self.mlp.out_channels
 
     def forward(self, xyz, coarse_xyz, coarse_feats, skip):
+        """Interpolate ``coarse_feats`` onto ``xyz`` (three nearest, inverse distance),
+        concatenate ``skip`` and run the MLP (segmentation decoder).
+        """
         up = three_interpolate(xyz, coarse_xyz, coarse_feats)
         x = up if skip is None else torch.cat([skip, up], dim=-1)
         return self.mlp(x)
@@ -233,4 +239,6 @@ def _builder(grouping: str, doc: str):
 
 
 pointnet2_ssg = _builder("ssg", "PointNet++ with single-scale grouping (cls: SA 512/128/all, radii 0.2/0.4).")
+"""Registered model ``pointnet2_ssg``: PointNet++ with single-scale grouping."""
 pointnet2_msg = _builder("msg", "PointNet++ with multi-scale grouping (three radii per SA level).")
+"""Registered model ``pointnet2_msg``: PointNet++ with multi-scale grouping."""

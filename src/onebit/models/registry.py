@@ -20,6 +20,9 @@ import torch.nn as nn
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model: ``builder(num_classes, task, **options)``, ``domain`` ("points" or
+    "sketch"), supported ``tasks``, a one-line ``description`` and default options.
+    """
     name: str
     builder: Callable[..., nn.Module]
     domain: str  # "points" or "sketch"
@@ -45,6 +48,7 @@ def register_model(name: str, *, domain: str, tasks: tuple[str, ...] = ("cls",),
 
 
 def names(domain: str | None = None, task: str | None = None) -> list[str]:
+    """Sorted names of the registered models, optionally of one ``domain`` and/or ``task``."""
     return sorted(
         n
         for n, e in _REGISTRY.items()
@@ -53,6 +57,7 @@ def names(domain: str | None = None, task: str | None = None) -> list[str]:
 
 
 def entry(name: str) -> ModelEntry:
+    """The ``ModelEntry`` of ``name``; KeyError listing the known models otherwise."""
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -26,6 +26,7 @@ __all__ = ["BasicBlock", "ResNet", "resnet18"]
 
 
 class BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convs and a shortcut); ``preact`` gives DAB-Net's FBin order."""
     expansion = 1
 
     def __init__(self, cin: int, cout: int, stride: int = 1, preact: bool = False):
@@ -50,6 +51,7 @@ class BasicBlock(nn.Module):
                 self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, cin, H, W) -> (B, cout, H / stride, W / stride)."""
         identity = x if self.downsample is None else self.downsample(x)
         if self.preact:
             out = self.relu(self.conv1(self.bn1(x)))
@@ -61,6 +63,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
+    """ResNet with BasicBlocks for (B, in_channels, H, W) sketches (``resnet18``: ``layers=(2, 2, 2, 2)``)."""
     def __init__(self, layers=(2, 2, 2, 2), num_classes: int = 250, in_channels: int = 1, preact: bool = False,
                  width: float = 1.0, float_classifier: bool = False):
         super().__init__()
@@ -85,6 +88,7 @@ class ResNet(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, in_channels, H, W) -> logits (B, classes)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x).flatten(1)

@@ -46,6 +46,7 @@ class ConvUnit(nn.Module):
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
 
     def forward(self, x):
+        """conv -> BN -> ReLU, or BN -> conv -> ReLU with ``preact`` (FBin)."""
         if self.preact:
             return self.relu(self.conv(self.bn(x)))
         return self.relu(self.bn(self.conv(x)))
@@ -86,6 +87,7 @@ def sketch_a_net_geometry(input_size: int) -> dict:
 
 
 class SketchANet(nn.Module):
+    """Sketch-A-Net for (B, in_channels, input_size, input_size) sketches; see the module docstring."""
     def __init__(self, num_classes: int, in_channels: int = 1, preact: bool = False, width: float = 1.0,
                  input_size: int = 225, dropout: float | None = None):
         super().__init__()
@@ -112,6 +114,7 @@ class SketchANet(nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) -> logits (B, classes); larger inputs average the class maps."""
         x = self.pool1(self.conv1(x))
         x = self.pool2(self.conv2(x))
         x = self.pool3(self.conv5(self.conv4(self.conv3(x))))

@@ -40,6 +40,7 @@ from .lsr import LSRScale
 __all__ = ["BinaryConv1d", "BinaryConv2d", "BinaryLinear", "SCALES", "is_binary_layer", "resolve_quantizer"]
 
 SCALES = ("none", "channel", "lsr")
+"""Output scales of a binary layer: none, channel (XNOR-Net's mean|W| per output channel), lsr (BiPointNet Eq. 9)."""
 # weight quantizers that already scale their output (α·sign, α/β, 2^k, Γ, Σ α_m B_m)
 _SELF_SCALED = {"bwn", "xnor", "bireal_weight", "irnet", "dab", "xnor++", "abc"}
 _FLOAT_NAMES = {"none", "float", "fp", "identity"}
@@ -303,6 +304,7 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         return _copy_params(new, layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Z = s ⊙ (Q_a(A) Q_w(W)ᵀ) [⊙ K_row] + b over the last dim of (..., in_features)."""
         self._check_input(x)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self._who()}: expected input (..., {self.in_features}), got {tuple(x.shape)}")
@@ -447,7 +449,9 @@ class BinaryConv2d(_BinaryConvNd, nn.Conv2d):
 
 
 BINARY_TYPES = (BinaryLinear, BinaryConv1d, BinaryConv2d)
+"""The binary layer classes."""
 
 
 def is_binary_layer(m: nn.Module) -> bool:
+    """True for a ``BinaryLinear``, ``BinaryConv1d`` or ``BinaryConv2d``."""
     return isinstance(m, BINARY_TYPES)

@@ -69,6 +69,7 @@ class LSRScale(nn.Module):
         return float(value)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """α·z: BiPointNet Eq. 10, Z = α (B_a ⊙ B_w)."""
         return self.alpha.to(z.dtype) * z
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,

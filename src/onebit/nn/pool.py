@@ -42,6 +42,9 @@ OFFICIAL_EMA_OFFSETS: dict[int, float] = {
     2048: 3.4025,
     4096: 3.5836,
 }
+"""δ* per point count n in the official BiPointNet code (its Monte-Carlo estimates), for comparison
+with ``ema_offset``.
+"""
 
 _LOG_HALF = math.log(0.5)
 _STD_NORMAL = NormalDist()
@@ -195,6 +198,7 @@ class MaxPool(_Pool):
         return filled.max(dim=d, keepdim=self.keepdim).values, (n, n_shape)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Max over the points dim; ``mask`` (B, N) excludes padded points."""
         return self._max(x, mask)[0]
 
 
@@ -204,6 +208,7 @@ class AvgPool(_Pool):
     kind = "avg"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over the points dim; with ``mask`` (B, N) the mean of the valid points only."""
         d = self._dim(x)
         if mask is None:
             return x.mean(dim=d, keepdim=self.keepdim)
@@ -258,6 +263,7 @@ class EMAMaxPool(MaxPool):
         return OFFICIAL_EMA_OFFSETS[int(n)]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """max_points(X) − δ*(n), n the points pooled per cloud (BiPointNet Eq. 7-8)."""
         y, counts = self._max(x, mask)
         if counts is None:
             return y - self.offset(x.shape[self._dim(x)])
@@ -275,6 +281,7 @@ POOL_KINDS: dict[str, type[_Pool]] = {
     "ema-max": EMAMaxPool,
     "ema-avg": EMAAvgPool,
 }
+"""Pooling kind -> module class (``make_pool``)."""
 
 
 def make_pool(kind: str, dim: int = 1, **options) -> nn.Module:

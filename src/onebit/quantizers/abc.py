@@ -62,6 +62,7 @@ class ABCWeight(Quantizer):
         return b, sol.squeeze(-1).to(w2.dtype)
 
     def forward(self, w):
+        """Σ_m α_m B_m (ABC-Net Sec. 3.1); the backward is g·Σ_m α_m (straight-through dB/dW = 1, ABC-Net Eq. 4)."""
         b, alpha = self.bases_and_alpha(w)
         out = (b * alpha.unsqueeze(1)).sum(-1)  # (G, n)
         alpha_sum = alpha.sum(-1)
@@ -72,6 +73,7 @@ class ABCWeight(Quantizer):
         return _ABCWeightFn.apply(w, out, alpha_sum)
 
     def factorize(self, w):
+        """Always raises NotImplementedError: M bases are not one a·signs + b."""
         raise NotImplementedError(f"abc ({self._where()}): ABC-Net weights are a sum of {self.bases} "
                                   "binary bases, not a single a*signs + b; export them as M separate bases")
 
@@ -112,6 +114,7 @@ class ABCAct(Quantizer):
         self.beta = nn.Parameter(torch.full((self.bases,), 1.0 / self.bases))
 
     def forward(self, x):
+        """Σ_n β_n H_{v_n}(x) (ABC-Net Sec. 3.2)."""
         out = None
         for i in range(self.bases):
             h = self.beta[i] * _ShiftedSign.apply(x, self.shift[i])

@@ -44,6 +44,9 @@ class Quantizer(nn.Module):
         self.layer_name: str | None = None
 
     def factorize(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Weight binarizers: ``(signs, a, b)`` with ``forward(w) == a·signs + b`` per output channel
+        (docs/design.md). The base class raises NotImplementedError.
+        """
         raise NotImplementedError(f"quantizer {self.name!r} has no factorize(): it is not a weight binarizer "
                                   "of the form a*signs + b")
 

@@ -30,6 +30,7 @@ from .base import Quantizer, _per_channel, check_finite, register_quantizer, sig
 __all__ = ["DABFit", "dab_fit", "dab_fit_official", "dab_stats", "DAB", "DABAct", "center_and_clamp_"]
 
 BACKWARDS = ("thm3", "thm3_literal", "jacobian", "ste", "official")
+"""Backward rules of ``DAB(backward=...)``; "thm3" (DAB-Net Theorem 3) is the default."""
 
 
 class DABFit(NamedTuple):
@@ -264,6 +265,7 @@ class DAB(Quantizer):
         return dab_fit(w2, self.layer_name, self.name)
 
     def forward(self, w):
+        """W̃ = α·e + β·(1 − e) per filter, the optimal two-level fit (DAB-Net Theorem 2, Algorithm 1)."""
         f = self.fit(w)
         c_in = w.shape[1] if w.dim() > 1 else 1
         mf = f.mask.to(w.dtype)
@@ -323,6 +325,7 @@ class DABAct(Quantizer):
         self.layer_name = layer_name
 
     def forward(self, x):
+        """The two-level fit of each sample (or row), straight-through backward g·1(|x| ≤ 1)."""
         x2 = x.detach().reshape(x.shape[0], -1) if self.per == "sample" else x.detach().reshape(-1, x.shape[-1])
         f = dab_fit(x2, self.layer_name, self.name)
         out = _two_level(f.mask.to(x.dtype), f.alpha, f.beta).reshape(x.shape)

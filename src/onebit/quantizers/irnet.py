@@ -35,6 +35,7 @@ class _EDESign(torch.autograd.Function):
 
 
 def ede_sign_fn(x: torch.Tensor, t: float, k: float) -> torch.Tensor:
+    """sign(x) with IR-Net's EDE backward g·k·t·(1 − tanh²(t·x)); ``t``, ``k`` from ``ede_params``."""
     return _EDESign.apply(x, t, k)
 
 
@@ -85,11 +86,13 @@ class IRNetWeight(_EDEMixin, Quantizer):
         return torch.where(m > 0, torch.exp2(torch.round(torch.log2(m.clamp_min(1e-30)))), torch.zeros_like(m))
 
     def forward(self, w):
+        """IR-Net's Libra-PB: sign(Ŵ)·2^round(log2 mean|Ŵ|), Ŵ the per-channel standardised weight."""
         wh = self._standardize(w)
         return (ede_sign_fn(wh, self.t, self.k) * self._scale(wh)).reshape(w.shape)
 
     @torch.no_grad()
     def factorize(self, w):
+        """``(sign(Ŵ), 2^round(log2 mean|Ŵ|), 0)`` per output channel."""
         wh = self._standardize(w)
         a = self._scale(wh).reshape(-1)
         return sign(wh).reshape(w.shape), a, torch.zeros_like(a)
@@ -110,6 +113,7 @@ class IRNetAct(_EDEMixin, Quantizer):
         self._init_ede(t_min, t_max, progress)
 
     def forward(self, x):
+        """sign(x) with the EDE backward."""
         return ede_sign_fn(x, self.t, self.k)
 
     def extra_repr(self):

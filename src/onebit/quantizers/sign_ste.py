@@ -61,9 +61,11 @@ class STESign(Quantizer):
     name = "ste_sign"
 
     def forward(self, x):
+        """sign(x) (sign(0) = +1) with the hard-tanh STE, BiPointNet Eq. 1."""
         return ste_sign_fn(x)
 
     def factorize(self, w):
+        """``(sign(w), 1, 0)``: plain signs, no scale."""
         return _plain_sign_factors(w)
 
 
@@ -75,7 +77,9 @@ class ApproxSign(Quantizer):
     name = "approx_sign"
 
     def forward(self, x):
+        """sign(x) with Bi-Real's ApproxSign backward."""
         return approx_sign_fn(x)
 
     def factorize(self, w):
+        """``(sign(w), 1, 0)``: plain signs, no scale."""
         return _plain_sign_factors(w)

@@ -61,6 +61,7 @@ class BWN(Quantizer):
         return w2
 
     def forward(self, w):
+        """α·sign(W), α = mean|W| per output channel (XNOR-Net Sec. 3.1), with the chosen ``backward``."""
         w2 = self._prep(w)
         if self.backward == "paper":
             out = _ScaledSign.apply(w2)
@@ -72,6 +73,7 @@ class BWN(Quantizer):
 
     @torch.no_grad()
     def factorize(self, w):
+        """``(sign(W), mean|W| per output channel, 0)``."""
         w2 = self._prep(w)
         a = w2.abs().mean(1)
         return sign(w2).reshape(w.shape), a, torch.zeros_like(a)
@@ -120,6 +122,7 @@ class XNORAct(Quantizer):
         self.detach_scale = bool(detach_scale)
 
     def forward(self, x):
+        """sign(x)·mean_c|x| per row (``mode="row"``) or sign(x) (``mode="sign"``), XNOR-Net Sec. 3.2."""
         s = ste_sign_fn(x)
         if self.mode == "sign":
             return s
@@ -127,6 +130,7 @@ class XNORAct(Quantizer):
         return s * (scale.detach() if self.detach_scale else scale)
 
     def input_scale(self, x, kind="linear", **geometry):
+        """XNOR-Net's K for the layer output (``xnor_input_scale``), detached if ``detach_scale``."""
         scale = xnor_input_scale(x, kind, **geometry)
         return scale.detach() if self.detach_scale else scale
 
@@ -190,11 +194,13 @@ class XNORPlusPlus(Quantizer):
         return self.scale.expand(w.shape[0])
 
     def forward(self, w):
+        """Γ·sign(W) with the learned Γ (XNOR-Net++, Case 1)."""
         check_finite(w, self.name, self.layer_name)
         return _per_channel(self._gamma(w), w) * ste_sign_fn(w)
 
     @torch.no_grad()
     def factorize(self, w):
+        """``(sign(W), Γ per output channel, 0)``."""
         a = self._gamma(w).detach().clone()
         return sign(w), a, torch.zeros_like(a)
 

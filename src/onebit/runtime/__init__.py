@@ -28,6 +28,7 @@ def best_isa() -> str:
 
 
 def supported_isas() -> list[str]:
+    """The kernel paths this CPU can run (a subset of "avx512", "avx2", "scalar")."""
     from . import _engine
 
     return list(_engine.supported_isas())

@@ -17,12 +17,16 @@ from pathlib import Path
 import numpy as np
 
 FORMAT_NAME = "onebit"
+"""The ``format`` field of every ``.onebit`` header."""
 FORMAT_VERSION = 1
+"""The file format version this runtime reads and the exporter writes (docs/format.md)."""
 MAX_HEADER = 64 << 20  # a header larger than this is corrupt, not a model
+"""Largest JSON header accepted, in bytes (a larger one is corrupt, not a model)."""
 
 # safetensors dtype code <-> numpy (little-endian)
 DTYPES = {"F32": np.dtype("<f4"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "U8": np.dtype("u1"),
           "U64": np.dtype("<u8"), "I64": np.dtype("<i8")}
+"""safetensors dtype codes the format stores -> little-endian NumPy dtypes."""
 _CODES = {v: k for k, v in DTYPES.items()}
 
 

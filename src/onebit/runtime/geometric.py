@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 
 GEO_OPS = ("knn", "fps", "ball_query", "gather", "edge", "group", "pool", "concat")
+"""Graph ops for point neighbourhoods (docs/format.md, "Geometric ops")."""
 # value references besides "input" / "output" ("features" is optional)
 GEO_REFS = {"ball_query": ("centres",), "gather": ("index",), "edge": ("index",),
             "group": ("centres", "index", "features")}
+"""Value references each geometric op takes besides ``input`` / ``output`` (``features`` is optional)."""
 POOL_KINDS = ("max", "avg")
+"""Reductions of the ``pool`` op."""
 
 
 def row_desc(v: dict) -> tuple:

@@ -24,13 +24,19 @@ _OP = {"flinear": 0, "blinear": 1, "bmm": 2, "sign": 3, "im2col": 4, "maxpool": 
        "affine": 16}
 _OUT = {"f32": 0, "bits": 1, "or": 2, "max": 3, "avg": 4}
 OP_TYPES = ("linear", "sign", "bmm", "im2col", "maxpool", "add", "avgpool", "affine") + GEO_OPS
+"""Every op type a ``.onebit`` graph may hold."""
 PRODUCTS = ("float", "xnor", "and")
+"""Products of a ``linear`` op: float GEMM, XNOR-popcount (±1 x ±1) or AND-popcount (DAB's 0/1 levels)."""
 INPUT_SCALES = ("mean_abs",)  # linear's input_scale: XNOR-Net's K = mean_c |x| of each float input row
+"""``input_scale`` values of a ``linear`` op: ``mean_abs`` is XNOR-Net's K = mean_c |x| per float input row."""
 POOLS = ("none", "max", "avg", "or")
+"""Pooling fused into a ``linear`` op's output: none, max, avg, or OR of sign bits (sign(max z) = OR sign(z))."""
 ISAS = ("avx512", "avx2", "scalar")
+"""Kernel paths of the native engine, fastest first."""
 
 # BiPointNet official EMA-max offsets (Monte-Carlo, per point count); mirrors onebit.nn.pool
 OFFICIAL_EMA_OFFSETS = {20: 1.8268, 64: 2.2983, 258: 2.7829, 1024: 3.2041, 2048: 3.4025, 4096: 3.5836}
+"""The official BiPointNet code's EMA-max offsets per point count (mirrors ``onebit.nn.pool``)."""
 
 
 def ema_offset(n: int) -> float:

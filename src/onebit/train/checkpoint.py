@@ -20,7 +20,9 @@ __all__ = ["CheckpointError", "REQUIRED_KEYS", "save_checkpoint", "load_checkpoi
            "code_version", "rng_state", "set_rng_state"]
 
 FORMAT_VERSION = 1
+"""Version of the checkpoint dict layout."""
 REQUIRED_KEYS = ("model_config", "state_dict", "epoch", "config")
+"""Keys every checkpoint must hold; a file without one is a ``CheckpointError``."""
 
 
 class CheckpointError(RuntimeError):
@@ -45,6 +47,7 @@ def code_version() -> str:
 
 
 def rng_state() -> dict[str, Any]:
+    """The python, numpy and torch (and CUDA, if initialised) RNG states, for exact resume."""
     import numpy as np
     import torch
 
@@ -55,6 +58,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the RNG states saved by ``rng_state``."""
     import numpy as np
     import torch
 

@@ -69,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "diagnostics_every": 1,
     "log": {"progress": True, "csv": True, "tensorboard": True},
 }
+"""Every configuration key with its default (docs/training.md); None means no default or filled later."""
 
 # keys whose value is a free-form dict passed through to another part (not validated here)
 _FREE = {"model.options", "data.options", "data.train_options", "data.eval_options"}

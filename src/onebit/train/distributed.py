@@ -17,6 +17,9 @@ __all__ = ["DistInfo", "init_distributed", "cleanup", "barrier", "EvalShardSampl
 
 @dataclass
 class DistInfo:
+    """This process's place in a run: ``rank``, ``world_size``, ``local_rank``, ``device``, and whether
+    ``init_distributed`` created the process group.
+    """
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -52,11 +55,13 @@ def init_distributed(device: str | None = None) -> DistInfo:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every process (no-op in a single-process run)."""
     if info.distributed and dist.is_initialized():
         dist.barrier()
 
 
 def cleanup(info: DistInfo) -> None:
+    """Destroy the process group if this process created it."""
     if info.initialized_here and dist.is_initialized():
         dist.destroy_process_group()
 

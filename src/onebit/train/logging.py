@@ -14,6 +14,7 @@ __all__ = ["RunLogger", "log"]
 
 
 def log(msg: str, enabled: bool = True) -> None:
+    """Print ``[onebit.train] msg`` to stderr when ``enabled``."""
     if enabled:
         print(f"[onebit.train] {msg}", file=sys.stderr, flush=True)
 
@@ -25,6 +26,9 @@ def _clean(v: Any) -> Any:
 
 
 class RunLogger:
+    """Writes ``metrics.jsonl``, ``metrics.csv`` and TensorBoard events of a run (rank 0 only); on resume
+    it drops the lines of epochs after ``resume_epoch``.
+    """
     def __init__(self, out_dir: str | Path, *, csv_log: bool = True, tensorboard: bool = True,
                  enabled: bool = True, resume_epoch: int = -1):
         self.out = Path(out_dir)
@@ -75,6 +79,7 @@ class RunLogger:
             w.writerows(rows)
 
     def epoch(self, row: dict[str, Any]) -> None:
+        """Append one epoch's row (non-finite numbers become null)."""
         if not self.enabled:
             return
         row = {k: _clean(v) for k, v in row.items()}
@@ -91,5 +96,6 @@ class RunLogger:
             self.tb.flush()
 
     def close(self) -> None:
+        """Flush and close the TensorBoard writer."""
         if self.tb is not None:
             self.tb.close()

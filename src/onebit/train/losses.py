@@ -43,6 +43,7 @@ class TaskLoss(nn.Module):
             class_weights, dtype=torch.float32))
 
     def forward(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+        """The loss of ``output`` (B, K) or (B, N, K) against ``target``, plus λ·``model.regularizer()``."""
         if output.dim() == 3:  # segmentation (B, N, K) -> (B·N, K)
             output = output.reshape(-1, output.shape[-1])
             target = target.reshape(-1)

@@ -43,6 +43,7 @@ class PartSegIoU(Metric):
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, category: torch.Tensor) -> None:  # noqa: D102
+        """Add a batch: logits (B, N, P), part labels (B, N), categories (B,)."""
         # logits (B, N, P), target (B, N), category (B,)
         if logits.dim() != 3 or target.shape != logits.shape[:2]:
             raise ValueError(f"PartSegIoU: expected logits (B, N, P) and target (B, N), got "
@@ -71,6 +72,7 @@ class PartSegIoU(Metric):
             self.total += gt.numel()
 
     def compute(self) -> dict[str, float]:  # noqa: D102
+        """``instance_miou``, ``class_miou`` and ``oa`` in percent, over every shape seen."""
         seen = self.count > 0
         n = self.count.sum().clamp_min(1)
         inst = float(self.iou_sum.sum() / n) * 100
@@ -124,6 +126,7 @@ class TaskMetrics:
             m.update(output, target.long())
 
     def compute(self) -> dict[str, float]:
+        """The task's metrics in percent and the mean ``loss``, summed over DDP ranks."""
         out: dict[str, float] = {}
         for name, m in self.metrics.items():
             v = m.compute()
@@ -141,13 +144,16 @@ class TaskMetrics:
         return out
 
     def reset(self) -> None:
+        """Clear the accumulated states and the loss sum."""
         for m in self.metrics.values():
             m.reset()
         self.loss_sum, self.loss_n = 0.0, 0
 
 
 DEFAULT_SELECT = {"cls": "oa", "partseg": "instance_miou", "semseg": "miou"}
+"""Metric that picks ``best.ckpt`` per task when ``eval.select`` is not set."""
 
 
 def make_metrics(task: str, num_classes: int, **kw) -> TaskMetrics:
+    """``TaskMetrics(task, num_classes, **kw)``."""
     return TaskMetrics(task, num_classes, **kw)

@@ -43,6 +43,7 @@ __all__ = ["RunResult", "Trainer", "run", "build_datasets", "build_model", "eval
 
 # test hook: SIGKILL this process right after the checkpoint of epoch k is written
 KILL_ENV = "ONEBIT_KILL_AFTER_EPOCH"
+"""Environment variable of the kill-and-resume test hook: SIGKILL after that epoch's checkpoint."""
 
 
 @dataclass
@@ -68,6 +69,7 @@ def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch from ``seed``."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
@@ -353,6 +355,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 class Trainer:
+    """One training run of ``config`` into ``out_dir`` (``run()`` builds one and calls ``fit``)."""
     def __init__(self, config: dict, out_dir: str | Path, resume: bool = False, progress: bool = True):
         self.cfg = resolve(config)
         self.out = Path(out_dir)
@@ -553,6 +556,7 @@ class Trainer:
         }
 
     def fit(self) -> RunResult:
+        """Set up (DDP if launched by torchrun), train, evaluate and checkpoint every epoch; the ``RunResult``."""
         dist = init_distributed()
         try:
             self._setup(dist)

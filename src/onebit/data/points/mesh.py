@@ -16,6 +16,7 @@ import numpy as np
 from onebit.data.errors import DataError
 
 Mesh = tuple[np.ndarray, np.ndarray]
+"""A triangle mesh: ``(vertices (V, 3) float64, faces (F, 3) int64)``."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,10 +200,12 @@ def _arc(r: float, y0: float, a0: float, a1: float, k: int) -> list[tuple[float,
 
 
 def sphere(radius: float = 1.0, k: int = 16) -> Mesh:
+    """UV sphere of ``radius`` (``k`` rings), as a surface of revolution about y."""
     return revolve(_arc(radius, 0.0, -math.pi / 2, math.pi / 2, k))
 
 
 def cylinder(radius: float = 1.0, height: float = 2.0, caps: bool = True, bottom: bool = True) -> Mesh:
+    """Cylinder of ``radius`` and ``height`` about y, centred; ``caps``/``bottom`` close its ends."""
     h = height / 2
     prof = [(radius, -h), (radius, h)]
     if caps:
@@ -239,16 +242,19 @@ def torus(major: float = 0.7, minor: float = 0.3, k: int = 16, arc: float = 2 * 
 
 
 def capsule(radius: float = 0.5, length: float = 1.0) -> Mesh:
+    """Capsule: a cylinder of ``length`` with hemispherical ends of ``radius``, about y."""
     h = length / 2
     prof = _arc(radius, -h, -math.pi / 2, 0, 8) + _arc(radius, h, 0, math.pi / 2, 8)
     return revolve(prof)
 
 
 def hemisphere(radius: float = 1.0) -> Mesh:
+    """Upper hemisphere of ``radius`` with its flat disc, about y."""
     return revolve([(0.0, 0.0)] + _arc(radius, 0.0, 0, math.pi / 2, 10))
 
 
 def pyramid(base: float = 1.6, height: float = 1.6) -> Mesh:
+    """Square pyramid, base side ``base`` and ``height``, apex up (+y), centred."""
     b, h = base / 2, height / 2
     v = np.array([[-b, -h, -b], [b, -h, -b], [b, -h, b], [-b, -h, b], [0, h, 0]], dtype=np.float64)
     f = np.array([[0, 1, 2], [0, 2, 3], [0, 4, 1], [1, 4, 2], [2, 4, 3], [3, 4, 0]], dtype=np.int64)
@@ -256,6 +262,7 @@ def pyramid(base: float = 1.6, height: float = 1.6) -> Mesh:
 
 
 def octahedron(r: float = 1.0) -> Mesh:
+    """Regular octahedron with vertices at distance ``r`` on the axes."""
     v = np.array([[r, 0, 0], [-r, 0, 0], [0, r, 0], [0, -r, 0], [0, 0, r], [0, 0, -r]], dtype=np.float64)
     f = np.array([[0, 2, 4], [4, 2, 1], [1, 2, 5], [5, 2, 0], [0, 4, 3], [4, 1, 3], [1, 5, 3], [5, 0, 3]],
                  dtype=np.int64)
@@ -306,3 +313,4 @@ def primitive(name: str) -> Mesh:
 
 PRIMITIVES = ("sphere", "cube", "cylinder", "cone", "torus", "pyramid", "capsule", "ellipsoid",
               "octahedron", "hemisphere")
+"""The ten primitive names of ``synthetic_shapes`` (its class names, in label order)."""

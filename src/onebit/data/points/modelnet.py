@@ -40,11 +40,15 @@ MODELNET40_CLASSES = (
     "range_hood", "sink", "sofa", "stairs", "stool", "table", "tent", "toilet", "tv_stand", "vase",
     "wardrobe", "xbox",
 )
+"""The 40 ModelNet40 class names in label order (alphabetical, as the Stanford files)."""
 MODELNET10_CLASSES = ("bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa",
                       "table", "toilet")
+"""The 10 ModelNet10 class names in label order."""
 
 FORMATS = ("hdf5", "normal_resampled", "off", "repacked")
+"""On-disk formats ``ModelNet`` reads (``format=``; "auto" detects them)."""
 NATIVE_UP = {"hdf5": "y", "normal_resampled": "y", "off": "z", "repacked": "z"}
+"""The up axis of each format as stored (outputs are converted to ``up_axis``)."""
 # clouds of these formats are not unit-sphere normalised on disk
 _NORMALIZE_DEFAULT = {"hdf5": False, "normal_resampled": True, "off": True, "repacked": False}
 _SAMPLING_DEFAULT = {"hdf5": "first", "normal_resampled": "first", "off": "fps", "repacked": "first"}

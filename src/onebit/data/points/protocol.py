@@ -25,6 +25,7 @@ from onebit.data.registry import get_dataset
 from onebit.data.transforms import transform_from_config
 
 REPORTS = ("final", "best")
+"""What a protocol may report: the final epoch's accuracy and/or the best epoch's."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Protocol:
         transform_from_config(list(self.train_augment))  # fail early on a bad augmentation list
 
     def to_dict(self) -> dict[str, Any]:
+        """The protocol as a plain, YAML-friendly dict (``from_dict`` inverts it)."""
         d = asdict(self)
         d["train_augment"] = [dict(a) if isinstance(a, dict) else a for a in self.train_augment]
         d["report"] = list(self.report)
@@ -71,6 +73,7 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Protocol:
+        """Build a protocol from its dict form; unknown fields raise ValueError."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -92,9 +95,14 @@ PROTOCOLS: dict[str, Protocol] = {
     "bipointnet": Protocol(name="bipointnet", sampling="random", train_augment=(), test_resample=True,
                            test_sampling="random", report=("best", "final")),
 }
+"""Named protocols: ``common`` (the first 1024 points, a fixed test set, rotate + jitter + shuffle
+augmentation) and ``bipointnet`` (the official BiPointNet code: random points re-drawn at every
+access, no augmentation, best and final epoch reported).
+"""
 
 
 def protocol_names() -> list[str]:
+    """Sorted names of the predefined protocols."""
     return sorted(PROTOCOLS)
 
 

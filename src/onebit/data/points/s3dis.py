@@ -34,10 +34,12 @@ from onebit.data.registry import register_dataset
 
 S3DIS_CLASSES = ("ceiling", "floor", "wall", "beam", "column", "window", "door", "table", "chair", "sofa",
                  "bookcase", "board", "clutter")
+"""The 13 S3DIS semantic classes in label order."""
 _AREA_RE = re.compile(r"^Area_(\d+)_")
 
 
 def detect_format(root) -> tuple[str, Path]:
+    """Find S3DIS under ``root``: ("hdf5" | "raw", the folder holding it); DataError if absent."""
     root = _io.require_dir(root, "S3DIS")
     subs = ("indoor3d_sem_seg_hdf5_data", "Stanford3dDataset_v1.2_Aligned_Version")
     for d in [root] + [root / s for s in subs if (root / s).is_dir()]:

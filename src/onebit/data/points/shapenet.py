@@ -48,7 +48,9 @@ SHAPENET_PART_CATEGORIES: dict[str, tuple[str, tuple[int, ...]]] = {
     "Skateboard": ("04225966", (44, 45, 46)),
     "Table": ("04379243", (47, 48, 49)),
 }
+"""The 16 ShapeNet Part categories: name -> (synset id, global part ids)."""
 NUM_PARTS = 50
+"""Number of part labels over all categories."""
 
 
 def shapenet_category_parts() -> dict[str, list[int]]:
@@ -65,6 +67,7 @@ def part_to_category() -> np.ndarray:
 
 
 def detect_format(root) -> tuple[str, Path]:
+    """Find ShapeNet Part under ``root``: ("hdf5" | "normal", the folder holding it); DataError if absent."""
     root = _io.require_dir(root, "ShapeNet Part")
     subs = ("shapenet_part_seg_hdf5_data", "shapenetcore_partanno_segmentation_benchmark_v0_normal")
     for d in [root] + [root / s for s in subs if (root / s).is_dir()]:
@@ -80,12 +83,19 @@ class ShapeNetPart(Dataset):
     """ShapeNet Part, all categories in one dataset (``categories`` selects a subset).
 
     Args:
-        root, split ("train", "val", "test", "trainval"), num_points (default 2048, the
-        paper's), format ("auto", "hdf5", "normal"), use_normals (normal format only),
-        sampling ("first", "random", "fps"; smaller clouds are padded by repeating points),
-        resample (default: True for train splits), normalize (default: True for the normal
-        format, whose clouds are not unit-sphere normalised), transform (called on
-        ``(points, (part_labels, category))``), seed, up_axis.
+        root: data folder (either format); None = the registry's default root.
+        split: "train", "val", "test" or "trainval".
+        num_points: points per shape (default 2048, the paper's).
+        format: "auto", "hdf5" or "normal".
+        use_normals: append unit normals (normal format only).
+        categories: category names to keep (None: all 16).
+        sampling: "first", "random" or "fps"; smaller clouds are padded by repeating points.
+        resample: draw a new sample at every access (default: True for train splits).
+        normalize: unit-sphere normalisation (default: True for the normal format, whose clouds
+            are not normalised on disk).
+        transform: called on ``(points, (part_labels, category))``.
+        seed: seed of the fixed per-shape samples.
+        up_axis: "y" (default) or "z": the axis pointing up in the output.
     """
 
     def __init__(self, root=None, split: str = "train", num_points: int = 2048, format: str = "auto",

@@ -175,6 +175,7 @@ PART_CATEGORIES: dict[str, tuple[tuple[str, ...], Callable]] = {
     "rocket": (("body", "nose", "fin"), _rocket),
     "table": (("top", "leg"), _table),
 }
+"""Categories of ``synthetic_parts``: name -> (part names, the function that samples a shape)."""
 
 
 def synthetic_category_parts() -> dict[str, list[int]]:
@@ -236,9 +237,11 @@ class SyntheticParts(Dataset):
 
 @register_dataset("synthetic_shapes", domain="points", task="cls")
 def synthetic_shapes(split: str = "train", **options) -> SyntheticShapes:
+    """Registered as ``synthetic_shapes``: ``SyntheticShapes(split=split, **options)``."""
     return SyntheticShapes(split=split, **options)
 
 
 @register_dataset("synthetic_parts", domain="points", task="partseg")
 def synthetic_parts(split: str = "train", **options) -> SyntheticParts:
+    """Registered as ``synthetic_parts``: ``SyntheticParts(split=split, **options)``."""
     return SyntheticParts(split=split, **options)

@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+"""File extensions read as sketch images."""
 SPLITS = ("train", "test", "all")
+"""Split names every sketch dataset accepts ("all" = train and test together)."""
 _TRANSFORM_KEYS = ("resize", "crop", "crop_mode", "flip", "rotation", "rotation_mode", "ten_crop", "mean", "std")
 
 

@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 FOLDS_DIR = Path(__file__).with_name("folds")
+"""Folder of the published fold files shipped with the package."""
 DEFAULT_SEED = 0
+"""Seed of the published folds."""
 
 
 def sort_files(names: Sequence[str]) -> list[str]:
@@ -134,6 +136,7 @@ def write_folds_for_files(files_by_class: dict[str, Sequence[str]], path: str | 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m onebit.data.sketches.folds [--out DIR] [--seed S]``: rewrite the published fold files."""
     ap = argparse.ArgumentParser(description="Rewrite onebit's published sketch fold files.")
     ap.add_argument("--out", default=str(FOLDS_DIR))
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)

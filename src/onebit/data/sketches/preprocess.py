@@ -15,6 +15,7 @@ import torch.nn.functional as F
 __all__ = ["detect_polarity", "normalize_stroke_width", "skeletonize", "to_ink"]
 
 POLARITIES = ("auto", "dark_on_light", "light_on_dark")
+"""Ink polarity of an input image: detect it, dark strokes on light paper, or light on dark."""
 
 
 def detect_polarity(img: np.ndarray) -> str:

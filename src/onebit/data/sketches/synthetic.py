@@ -93,6 +93,7 @@ SHAPES = {
     "cross": _cross, "spiral": _spiral, "zigzag": _zigzag, "heart": _heart, "house": _house,
     "smiley": _smiley, "wave": _wave,
 }
+"""Shape name -> the function drawing its strokes; the first ``num_classes`` are the classes."""
 
 
 def draw_shape(name: str, rng: np.random.Generator, size: int = 64, jitter: float = 0.03) -> np.ndarray:
@@ -115,6 +116,9 @@ def draw_shape(name: str, rng: np.random.Generator, size: int = 64, jitter: floa
 
 
 class SyntheticSketches(SketchDataset):
+    """The ``synthetic_sketches`` dataset (built by ``synthetic_sketches``): ``length`` items cycling over
+    the first ``num_classes`` shapes, item ``i`` drawn from ``(seed, split, i)`` at ``size`` pixels.
+    """
     def __init__(self, split, num_classes, size, length, seed, **kw):
         names = list(SHAPES)[:num_classes]
         labels = [i % num_classes for i in range(length)]

@@ -82,6 +82,7 @@ def resize(img: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
 
 
 def hflip(img: torch.Tensor) -> torch.Tensor:
+    """Mirror an image tensor (..., H, W) left-right."""
     return img.flip(-1)
 
 
@@ -105,6 +106,7 @@ def rotate(img: torch.Tensor, angle: float, mode: str = "bilinear", fill: float 
 
 
 class Compose:
+    """Apply ``transforms`` in order to one image."""
     def __init__(self, transforms: Sequence[Callable]):
         self.transforms = list(transforms)
 
@@ -131,6 +133,7 @@ class Resize:
 
 
 class CenterCrop:
+    """Crop the central ``size`` (int or (h, w)) of a (..., H, W) image; larger than the image is an error."""
     def __init__(self, size):
         self.size = _pair(size)
 
@@ -206,6 +209,7 @@ class RandomResizedCrop:
 
 
 class RandomHorizontalFlip:
+    """Mirror the image with probability ``p`` (drawn from ``generator`` or torch's global RNG)."""
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None):
         self.p, self.generator = p, generator
 
