@@ -1,8 +1,10 @@
 // Geometric ops of the point models (see geometry_ops.h): exact reproductions of onebit.geometry.
 //
-// Floating-point note: this file is compiled for baseline x86-64 (no FMA), so a*a + b is two
-// roundings, as torch's separate square_() / add_() kernels; distances of <= 4 coordinates are
-// therefore bit-identical to the reference and so are the indices chosen from them.
+// Floating-point note: points are chosen on the selection distance E of onebit.geometry: Σ_c (a_c − b_c)²
+// with the float32 inputs upcast to double, each square and each add a separate rounding (this file is
+// built with -ffp-contract=off), channels in order. torch computes the same operations in the same order in
+// float64, so E, and every index chosen from it (kNN, FPS, ball query; ties to the lower index), is
+// bit-identical to the reference on any CPU and whether the torch model runs in float32 or float64.
 #include "geometry_ops.h"
 
 #include <algorithm>
@@ -40,16 +42,6 @@ inline void select_k(const T* d, int M, int k, int32_t* out, T* bd, const int32_
     }
 }
 
-inline float sqdist(const float* a, const float* b, int C) {
-    float d = 0.f;
-    for (int c = 0; c < C; ++c) {
-        const float t = a[c] - b[c];
-        const float t2 = t * t;
-        d = c == 0 ? t2 : d + t2;
-    }
-    return d;
-}
-
 }  // namespace
 
 namespace {
@@ -61,19 +53,19 @@ std::vector<float> channel_major(const float* x, int N, int ld, int C) {
     return xs;
 }
 
-// d[j] = Σ_c (x_jc − q_c)² (sign of the difference irrelevant), channel order, no FMA
-void dist_to(const std::vector<float>& xs, int N, int C, const float* q, float* d) {
+// d[j] = E(x_j, q) = Σ_c (x_jc − q_c)² in double (sign of the difference irrelevant), channel order, no FMA
+void dist_to(const std::vector<float>& xs, int N, int C, const float* q, double* d) {
     for (int c = 0; c < C; ++c) {
-        const float qc = q[c];
+        const double qc = q[c];
         const float* col = xs.data() + static_cast<size_t>(c) * N;
         if (c == 0)
             for (int j = 0; j < N; ++j) {
-                const float t = col[j] - qc;
+                const double t = static_cast<double>(col[j]) - qc;
                 d[j] = t * t;
             }
         else
             for (int j = 0; j < N; ++j) {
-                const float t = col[j] - qc;
+                const double t = static_cast<double>(col[j]) - qc;
                 d[j] = d[j] + t * t;
             }
     }
@@ -85,7 +77,7 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx, int
         const std::vector<float> xs = channel_major(x, N, ld, C);
 #pragma omp parallel num_threads(threads) if (threads > 1)
         {
-            std::vector<float> bd(k), d(N);
+            std::vector<double> bd(k), d(N);
 #pragma omp for schedule(static)
             for (int i = 0; i < N; ++i) {
                 dist_to(xs, N, C, x + static_cast<size_t>(i) * ld, d.data());  // (x_j − x_i)² = (x_i − x_j)²
@@ -170,7 +162,8 @@ void knn(int isa, const float* x, int N, int ld, int C, int k, int32_t* idx, int
 
 void fps(const float* x, int N, int ld, int C, int S, int start, int32_t* idx) {
     const std::vector<float> xs = channel_major(x, N, ld, C);
-    std::vector<float> mind(N, std::numeric_limits<float>::infinity()), d(N), c(C);
+    std::vector<double> mind(N, std::numeric_limits<double>::infinity()), d(N);
+    std::vector<float> c(C);
     int cur = start;
     for (int t = 0; t < S; ++t) {
         idx[t] = cur;
@@ -178,7 +171,7 @@ void fps(const float* x, int N, int ld, int C, int S, int start, int32_t* idx) {
         dist_to(xs, N, C, c.data(), d.data());  // (x_j − c)², channel order, as the reference
         for (int j = 0; j < N; ++j) mind[j] = std::min(mind[j], d[j]);
         int best = 0;
-        float bestv = mind[0];
+        double bestv = mind[0];
         for (int j = 1; j < N; ++j)
             if (mind[j] > bestv) {  // strictly greater: the first maximal index wins
                 bestv = mind[j];
@@ -193,7 +186,8 @@ void ball_query(const float* xyz, int N, int ldx, const float* ctr, int S, int l
     const std::vector<float> xs = channel_major(xyz, N, ldx, C);
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-    std::vector<float> d(N);
+    std::vector<double> d(N);
+    const double r2d = r2;  // float32(radius²), compared with the double E as the reference does
 #pragma omp for schedule(static)
     for (int s = 0; s < S; ++s) {
         const float* c = ctr + static_cast<size_t>(s) * ldc;
@@ -201,7 +195,7 @@ void ball_query(const float* xyz, int N, int ldx, const float* ctr, int S, int l
         dist_to(xs, N, C, c, d.data());  // (x_j − c)² = (c − x_j)², the reference's values
         int n = 0;
         for (int j = 0; j < N && n < K; ++j)
-            if (d[j] < r2) o[n++] = j;
+            if (d[j] < r2d) o[n++] = j;
         if (n == 0) {
             // nothing inside: the nearest point, lowest index on ties
             int nearest = 0;

@@ -9,6 +9,8 @@ in float64 those sums are exact, as the engine's integer products are.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -174,25 +176,38 @@ def _clouds(rng, kind: str, b: int, n: int, c: int) -> np.ndarray:
         return rng.normal(size=(b, n, c)).astype(np.float32)
     if kind == "grid":  # few distinct coordinates: exact distance ties everywhere
         return (rng.integers(-2, 3, size=(b, n, c)) * 0.25).astype(np.float32)
+    if kind == "offset":  # exact ties far from the origin: the GEMM form ‖a‖² − 2a·b + ‖b‖² cancels
+        return (rng.integers(-2, 3, size=(b, n, c)) / 8 + 300).astype(np.float32)
     x = rng.normal(size=(b, n, c)).astype(np.float32)  # duplicated points
     x[:, n // 2:] = x[:, : n - n // 2]
     return x
 
 
-@pytest.mark.parametrize("kind", ["normal", "grid", "dupes"])
+def _boundary_ties(x: torch.Tensor, k: int) -> int:
+    """Queries whose k-th and (k+1)-th exact distances are equal (the tie rule decides them)."""
+    d = ((x.double()[:, :, None] - x.double()[:, None]) ** 2).sum(-1).sort(-1).values
+    return int((d[..., k - 1] == d[..., k]).sum())
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
+@pytest.mark.parametrize("kind", ["normal", "grid", "offset", "dupes"])
 @pytest.mark.parametrize("n_ch", [3, 16])
-def test_geometric_ops_match_torch(kind, n_ch, tmp_path):
+def test_geometric_ops_match_torch(isa, kind, n_ch, tmp_path):
+    """Every selection (kNN, FPS, ball query) is the same in the engine (every ISA) and in torch, in
+    float32 and float64: one distance E (float64, channel order) and ties to the lower index."""
+    from onebit.runtime import supported_isas
+
+    if isa not in supported_isas():
+        pytest.skip(f"{isa} not supported here")
     rng = np.random.default_rng(5)
     n, k, npoint, nsample = 50, 7, 12, 6
     coords = 3
-    radius = 0.6 if kind == "grid" else 0.9
+    radius = {"grid": 0.6, "offset": 0.3}.get(kind, 0.9)
     path = tmp_path / "geo.onebit"
-    # 16 channels: kNN on all of them (the GEMM form), FPS / ball query on the first 3
+    # 16 channels: kNN on all of them (the GEMM form + exact re-rank), FPS / ball query on the first 3
     write(path, {}, _geo_graph(n_ch, k, npoint, radius, nsample, coords, knn_coords=n_ch))
-    eng = load(path)
+    eng = load(path, isa=isa)
     x = _clouds(rng, kind, 3, n, n_ch)
-    if n_ch > 4:
-        x = np.round(x * 4).astype(np.float32) / 4  # multiples of 1/4: GEMM-form distances exact in both
     out, dbg = eng.run_debug(x)
     xt = torch.from_numpy(x)
     xyz = xt[..., :coords]
@@ -200,6 +215,17 @@ def test_geometric_ops_match_torch(kind, n_ch, tmp_path):
     ref_fps = geometry.farthest_point_sample(xyz, npoint)
     centres = geometry.index_points(xt, ref_fps)
     ref_bq = geometry.ball_query(radius, nsample, xyz, centres[..., :coords])
+    if kind in ("grid", "offset", "dupes"):
+        assert _boundary_ties(xt, k) > 0  # the tie rule is exercised, not avoided
+    # float64 torch picks the same points: the selection does not depend on the model's dtype
+    x64 = xt.double()
+    np.testing.assert_array_equal(geometry.knn(x64[..., :n_ch], x64[..., :n_ch], k), ref_knn)
+    np.testing.assert_array_equal(geometry.farthest_point_sample(x64[..., :coords], npoint), ref_fps)
+    np.testing.assert_array_equal(geometry.ball_query(radius, nsample, x64[..., :coords], x64[..., :coords].gather(
+        1, ref_fps[..., None].expand(-1, -1, coords))), ref_bq)
+    # and both are the brute-force answer: sort every point by (exact distance, index)
+    d = ((x64[:, :, None] - x64[:, None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(torch.sort(d, dim=-1, stable=True).indices[..., :k], ref_knn)
     for b in range(3):
         d = dbg[b]
         np.testing.assert_array_equal(d["knn"]["index"], ref_knn[b].numpy())
@@ -216,10 +242,60 @@ def test_geometric_ops_match_torch(kind, n_ch, tmp_path):
     # a tiny radius: most balls hold only their centre, some (duplicated / grid centres) several
     path2 = tmp_path / "geo2.onebit"
     write(path2, {}, _geo_graph(n_ch, k, npoint, 1e-3, nsample, coords, knn_coords=n_ch))
-    _, dbg2 = load(path2).run_debug(x)
+    _, dbg2 = load(path2, isa=isa).run_debug(x)
     ref2 = geometry.ball_query(1e-3, nsample, xyz, centres[..., :coords])
     for b in range(3):
         np.testing.assert_array_equal(dbg2[b]["bq"]["index"], ref2[b].numpy())
+
+
+def _dyadic_bn(model, seed: int) -> None:
+    """BN constants that are multiples of 1/8 with unit variance and eps 0: every feature is then
+    exact in float32 and float64 alike, so distances that tie in exact arithmetic tie in both."""
+    gen = torch.Generator().manual_seed(seed)
+    for bn in model.modules():
+        if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
+            c = bn.num_features
+            bn.eps = 0.0
+            bn.running_var.fill_(1.0)
+            bn.running_mean.copy_(torch.randint(-4, 5, (c,), generator=gen) * 0.5)
+            sign = torch.randint(0, 2, (c,), generator=gen) * 2 - 1
+            bn.weight.data.copy_(torch.randint(1, 4, (c,), generator=gen) * 0.25 * sign)
+            bn.bias.data.copy_(torch.randint(-4, 5, (c,), generator=gen) * 0.125)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dgcnn_tied_feature_distances_same_neighbours(seed, tmp_path, monkeypatch):
+    """A binarized DGCNN on a lattice with duplicated points: its binary features take few values, so
+    hundreds of queries have equal k-th and (k+1)-th distances in feature space. torch (float32 and
+    float64) and the engine (every ISA) pick the same neighbours in every EdgeConv."""
+    import onebit.models.dgcnn as dgcnn_mod
+    from onebit.runtime import supported_isas
+
+    spec = onebit.convert.resolve_spec("bnn", keep_float=[])
+    model = calibrated_model("dgcnn", spec, seed=seed, points=64, **SMALL["dgcnn"])
+    _dyadic_bn(model, seed)
+    lattice = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    cloud = torch.from_numpy((np.concatenate([lattice, lattice[:16]]) * 0.5 - 0.75).astype(np.float32))
+    x = torch.stack([cloud, cloud[torch.randperm(80, generator=torch.Generator().manual_seed(seed))]])
+    seen = []
+    knn = dgcnn_mod.knn
+    monkeypatch.setattr(dgcnn_mod, "knn", lambda a, b, k: seen.append((a, knn(a, b, k))) or seen[-1][1])
+    with torch.no_grad():
+        copy.deepcopy(model).double()(x.double())
+        ref64, seen[:] = list(seen), []
+        model(x)
+        ref32 = list(seen)
+    k = SMALL["dgcnn"]["k"]
+    assert sum(_boundary_ties(f, k) for f, _ in ref64[1:]) > 50
+    path = tmp_path / "t.onebit"
+    onebit.export(model, path)
+    for j in range(len(model.ec)):
+        np.testing.assert_array_equal(ref32[j][1], ref64[j][1], err_msg=f"torch float32 vs float64, ec.{j}")
+    for isa in supported_isas():
+        _, dbg = load(path, isa=isa).run_debug(x.numpy())
+        for j in range(len(model.ec)):
+            got = np.stack([dbg[b][f"ec.{j}.knn"]["index"] for b in range(len(x))])
+            np.testing.assert_array_equal(got, ref64[j][1].numpy(), err_msg=f"{isa}, ec.{j}")
 
 
 def test_empty_ball_takes_the_nearest_point(tmp_path):
@@ -359,10 +435,7 @@ def _modelnet40(shared_data, n):
 def test_real_modelnet40_pointnet2(name, opts, shared_data, tmp_path):
     pts = _modelnet40(shared_data, 3)
     model = calibrated_model(name, "bipointnet", seed=11, points=256, **opts)
-    eng, _ = _parity(model, tmp_path, pts)  # paper sizes: 512 / 128 centres, radii 0.2 / 0.4, 1024 points
-    with torch.no_grad():  # and the float32 torch model (as trained) agrees as well
-        ref32 = model(pts).numpy()
-    np.testing.assert_allclose(eng.run(pts.numpy()), ref32, rtol=0, atol=LOGIT_RTOL * max(1.0, np.abs(ref32).max()))
+    _parity(model, tmp_path, pts)  # paper sizes: 512 / 128 centres, radii 0.2 / 0.4, 1024 points
 
 
 @pytest.mark.realdata

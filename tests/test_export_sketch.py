@@ -3,6 +3,8 @@ integer accumulators per binary conv, close logits, same predictions, on every I
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -84,7 +86,8 @@ def _check(model, tmp_path, x, isa=None, n_binary=6, **kw):
     path = tmp_path / "m.onebit"
     info = onebit.export(model, path, **kw)
     eng = load(path, isa=isa)
-    ref, acc = _torch_accumulators(model, x)
+    ref, acc = _torch_accumulators(model.double(), x.double())  # float64 oracle: no host FP32 GEMM in it
+    model.float()
     out, dbg = eng.run_debug(x.numpy())
     scale = max(1.0, float(np.abs(ref).max()))
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4 * scale)
@@ -178,7 +181,7 @@ def test_infer_cli_png(tmp_path, capsys):
     inv = 255 - np.asarray(Image.open(png).convert("L"))
     a = np.asarray(Image.fromarray(inv).resize((SIZE, SIZE), Image.BILINEAR), np.float32) / 255.0
     with torch.no_grad():
-        ref = model(torch.from_numpy(a)[None, None]).numpy()
+        ref = copy.deepcopy(model).double()(torch.from_numpy(a)[None, None].double()).numpy()  # float64 oracle
     assert got["predictions"] == [int(ref.argmax())]
     png_pred = got["predictions"]
     # an HDF5 file of uint8 images with labels (the QuickDraw layout) at the model's size
@@ -191,7 +194,7 @@ def test_infer_cli_png(tmp_path, capsys):
     assert main(["infer", str(path), str(tmp_path / "q.h5"), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     with torch.no_grad():
-        ref = model(torch.from_numpy(imgs.astype(np.float32) / 255)[:, None]).numpy()
+        ref = copy.deepcopy(model).double()(torch.from_numpy(imgs.astype(np.float32) / 255)[:, None].double()).numpy()
     assert got["predictions"] == ref.argmax(-1).tolist()
     # the image path of `onebit infer` never imports torch
     import subprocess
@@ -213,7 +216,7 @@ def test_real_valued_activations(preset, tmp_path):
     info = onebit.export(model, tmp_path / "m.onebit")
     eng = load(tmp_path / "m.onebit")
     with torch.no_grad():
-        ref = model(x).numpy()
+        ref = model.double()(x.double()).numpy()
     out = eng.run(x.numpy())
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
     assert (out.argmax(-1) == ref.argmax(-1)).all()
@@ -272,7 +275,7 @@ def test_resnet18_real_valued(preset, tmp_path):
     x = _strokes(2, 48, 32)
     info = onebit.export(model, tmp_path / "m.onebit", input_size=48)
     with torch.no_grad():
-        ref = model(x).numpy()
+        ref = model.double()(x.double()).numpy()
     out = load(tmp_path / "m.onebit").run(x.numpy())
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
     assert info["binary_layers"] == 0

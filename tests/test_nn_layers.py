@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -225,3 +227,30 @@ def test_conv2d_equals_padded_sign_conv_property(k, stride, dilation, pad, pad_v
 def test_double_scaling_warns():
     with pytest.warns(UserWarning, match="own scale"):
         BinaryLinear(3, 2, kernel_quantizer="bwn", scale="channel")
+
+
+@pytest.mark.parametrize("kq,scale", [("ste_sign", "lsr"), ("ste_sign", "channel"), ("dab", "none")])
+def test_eval_accumulates_first_then_scales(kq, scale):
+    """Eval mode: integer accumulator, then a·acc + b·Σx + bias (the engine's order). Identical
+    input rows give bit-identical outputs at every row position, and the value equals float64."""
+    from onebit.nn import BinaryLinear
+
+    torch.manual_seed(0)
+    layer = BinaryLinear(37, 24, input_quantizer="ste_sign", kernel_quantizer=kq, scale=scale)
+    layer.train()
+    layer(torch.randn(64, 37))  # LSR initialises on the first training batch
+    layer.eval()
+    row = torch.randn(1, 37)
+    x = torch.cat([torch.randn(200, 37), row.expand(300, -1), torch.randn(9, 37)])
+    with torch.no_grad():
+        out = layer(x)
+        ref = copy.deepcopy(layer).double()(x.double())
+    same = out[200:500]
+    assert (same == same[0]).all()
+    torch.testing.assert_close(out.double(), ref, rtol=1e-6, atol=1e-6)
+    signs, a, b = layer.factorize()
+    acc = torch.where(x >= 0, 1.0, -1.0).double() @ signs.double().T
+    want = acc * a.double() + torch.where(x >= 0, 1.0, -1.0).double().sum(-1, keepdim=True) * b.double()
+    if layer.bias is not None:
+        want = want + layer.bias.double()
+    torch.testing.assert_close(out.double(), want, rtol=1e-6, atol=1e-6)

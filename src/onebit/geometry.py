@@ -1,17 +1,31 @@
 """Vectorised geometric ops on points-major (B, N, C) tensors, pure PyTorch.
 
-These are the reference semantics for the native engine's kNN / FPS / ball query, so every op is
-deterministic and its tie-breaking is specified:
+These are the reference semantics for the native engine's kNN / FPS / ball query. Every choice of
+points is made on one distance that torch and the engine compute bit for bit alike on any CPU, and
+ties are broken by one rule:
 
-* ``square_distance(a, b)``: d[b, i, j] = Σ_c (a[b, i, c] − b[b, j, c])². For C ≤ 4 (coordinates)
-  it is computed exactly in that form, accumulating the channels in order 0, 1, 2, … in the input
-  dtype; for wider features it uses ‖a‖² − 2a·b + ‖b‖² (one GEMM) clamped at 0.
+* **The selection distance** E(a, b) = Σ_c (a_c − b_c)², each term and the running sum in float64,
+  channels added in order 0, 1, 2, … with no fused multiply-add. The inputs are upcast to float64
+  first (exact for float32), so E does not depend on the host's BLAS / GEMM kernels or on whether
+  the model runs in float32 or float64: a float32 and a float64 copy of the same values pick the
+  same points.
+* **Ties go to the lower point index**, everywhere: kNN orders by (E, index), FPS takes the first
+  maximal index, ball query takes points in index order, and a query with an empty ball takes
+  its nearest point (lowest index on ties).
+
+The ops:
+
+* ``square_distance(a, b)``: pairwise squared distances in the input dtype. For C ≤ 4
+  (coordinates) it is E rounded to the input dtype; for wider features it is the GEMM form
+  ‖a‖² − 2a·b + ‖b‖² clamped at 0 (for the model's arithmetic, never for selecting points).
 * ``farthest_point_sample``: iterative FPS from a given start index; at each step the point with
-  the largest distance to the selected set is taken, ties → lowest index.
-* ``knn``: the k smallest distances per query, ordered by (distance, index): ties → lowest index.
-* ``ball_query``: the first ``nsample`` points in index order with d² < r² (strict, as the
-  PointNet++ CUDA kernel), padded with the first one found; a query with none inside the ball
-  gets its nearest point (lowest index on ties).
+  the largest E to the selected set is taken, ties → lowest index.
+* ``knn``: the k smallest E per query, ordered by (E, index). Wide features (C > 4) find
+  candidates with the GEMM form first and re-rank every candidate within that form's rounding
+  bound of the k-th by E, exactly as the engine does, so the answer is that of E over all points.
+* ``ball_query``: the first ``nsample`` points in index order with E < r², r² = float32(radius²)
+  (strict, as the PointNet++ CUDA kernel), padded with the first one found; a query with none
+  inside the ball gets its nearest point (lowest index on ties).
 * ``three_interpolate``: PointNet++ feature propagation, weights ∝ 1 / (d² + eps) over the 3
   nearest sources (by ``knn``), normalised to sum 1.
 """
@@ -38,11 +52,27 @@ def _check(name: str, x: torch.Tensor, what: str, dims: int = 3) -> None:
         raise ValueError(f"geometry.{name}: {what} must be a {dims}-D tensor, got {shape}")
 
 
+def _selection_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """E(a_i, b_j) of the module docstring: (B, N, C), (B, M, C) → float64 (B, N, M).
+
+    Σ_c (a_c − b_c)² in float64, channel order, square and add as separate roundings (the engine
+    is compiled with -ffp-contract=off and does the same operations in the same order)."""
+    a64, b64 = a.detach().double(), b.detach().double()
+    d = None
+    for i in range(a.shape[2]):
+        diff = a64[:, :, i, None] - b64[:, None, :, i]
+        d = diff.square_() if d is None else d.add_(diff.square_())
+    if d is None:
+        return a64.new_zeros(a.shape[0], a.shape[1], b.shape[1])
+    return d
+
+
 def square_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise squared Euclidean distances: (B, N, C), (B, M, C) → (B, N, M).
 
-    C ≤ 4: exact Σ_c (a_c − b_c)² in channel order. C > 4: ‖a‖² − 2 a·bᵀ + ‖b‖², clamped at 0
-    (rounding can make it slightly negative, or non-zero for identical points).
+    C ≤ 4: the selection distance E (float64, channel order) rounded to the input dtype. C > 4:
+    ‖a‖² − 2 a·bᵀ + ‖b‖², clamped at 0 (rounding can make it slightly negative, or non-zero for
+    identical points). Differentiable in both cases.
     """
     _check("square_distance", a, "a")
     _check("square_distance", b, "b")
@@ -52,13 +82,15 @@ def square_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         )
     c = a.shape[2]
     if c <= _DIRECT_MAX_CHANNELS:
+        if not (a.requires_grad or b.requires_grad):
+            return _selection_distance(a, b).to(a.dtype)
         d = None
         for i in range(c):
-            diff = a[:, :, i, None] - b[:, None, :, i]
-            d = diff.square_() if d is None else d.add_(diff.square_())  # no FMA: engine-reproducible
+            diff = (a[:, :, i, None] - b[:, None, :, i]).double()
+            d = diff.square() if d is None else d + diff.square()
         if d is None:
             return a.new_zeros(a.shape[0], a.shape[1], b.shape[1])
-        return d
+        return d.to(a.dtype)
     aa = a.square().sum(-1, keepdim=True)
     bb = b.square().sum(-1).unsqueeze(1)
     return torch.baddbmm(aa + bb, a, b.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
@@ -88,8 +120,8 @@ def farthest_point_sample(
 
     idx[:, 0] = ``start``: an int (default 0) or a (B,) tensor of per-cloud start indices;
     ``start=None`` draws a uniform start per cloud from ``generator`` (seeded → reproducible).
-    Then idx[:, t] = argmax_j min_{s<t} d(x_j, x_{idx[:, s]}), with the exact channel-ordered
-    squared distance of ``square_distance``; ties → lowest j. Once every distinct point is taken
+    Then idx[:, t] = argmax_j min_{s<t} E(x_j, x_{idx[:, s]}), with the selection distance E of
+    the module docstring (float64, channel order); ties → lowest j. Once every distinct point is taken
     (npoint > number of distinct points) all distances are 0 and index 0 is repeated.
     """
     _check("farthest_point_sample", xyz, "xyz")
@@ -108,35 +140,24 @@ def farthest_point_sample(
     if int(cur.min()) < 0 or int(cur.max()) >= n:
         raise ValueError(f"geometry.farthest_point_sample: start index out of range [0, {n})")
     out = torch.empty(b, npoint, dtype=torch.long, device=dev)
-    mind = torch.full((b, n), float("inf"), dtype=xyz.dtype, device=dev)
+    mind = torch.full((b, n), float("inf"), dtype=torch.float64, device=dev)
     bidx = torch.arange(b, device=dev)
+    xyz64 = xyz.detach().double()
     for t in range(npoint):
         out[:, t] = cur
-        centre = xyz[bidx, cur].unsqueeze(1)  # (B, 1, C)
+        centre = xyz64[bidx, cur].unsqueeze(1)  # (B, 1, C)
         d = None
-        for i in range(xyz.shape[2]):  # exact, channel-ordered as square_distance for C ≤ 4
-            diff = xyz[:, :, i] - centre[:, :, i]
-            d = diff.square_() if d is None else d.add_(diff.square_())  # no FMA: engine-reproducible
+        for i in range(xyz.shape[2]):  # the selection distance E: float64, channel order, no FMA
+            diff = xyz64[:, :, i] - centre[:, :, i]
+            d = diff.square_() if d is None else d.add_(diff.square_())
         torch.minimum(mind, d, out=mind)
         cur = mind.argmax(dim=1)  # first maximal index on ties (documented torch behaviour)
     return out
 
 
-def knn(query: torch.Tensor, ref: torch.Tensor, k: int, return_dist: bool = False):
-    """k nearest neighbours of each query in ref: (B, N, C), (B, M, C) → idx (B, N, k) int64.
-
-    Ordered by (squared distance, index): exact ties go to the lower index, both in the choice
-    at the k-th boundary and in the order. ``return_dist`` also returns the distances (B, N, k).
-    A query that is also in ``ref`` has distance 0 to itself, so it is its own first neighbour
-    unless a duplicate of it has a lower index (for C ≤ 4 exactly; for wider features the GEMM
-    form is 0 only up to rounding).
-    """
-    _check("knn", query, "query")
-    _check("knn", ref, "ref")
-    m = ref.shape[1]
-    if not 1 <= k <= m:
-        raise ValueError(f"geometry.knn: k={k} must lie in [1, {m}] (the number of reference points)")
-    d = square_distance(query, ref)
+def _smallest_k(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest of d (..., M) ordered by (value, index): (values, indices)."""
+    m = d.shape[-1]
     if k == m:
         vals, idx = d, torch.arange(m, device=d.device).expand_as(d)
     else:
@@ -157,14 +178,70 @@ def knn(query: torch.Tensor, ref: torch.Tensor, k: int, return_dist: bool = Fals
     idx, perm = idx.sort(dim=-1)
     vals = vals.gather(-1, perm)
     vals, perm = vals.sort(dim=-1, stable=True)
-    idx = idx.gather(-1, perm)
-    return (idx, vals) if return_dist else idx
+    return vals, idx.gather(-1, perm)
+
+
+def _knn_wide(query: torch.Tensor, ref: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """kNN by E for C > 4 without the (B, N, M, C) cost of E everywhere: the GEMM form finds every
+    point within its rounding bound of the k-th (the engine's bound, γ = (2C + 16)·ε), then only
+    those candidates are ranked by E. Returns (E of the k, their indices), ordered by (E, index)."""
+    q, r = query.detach(), ref.detach()
+    if q.dtype != torch.float64:
+        q, r = q.float(), r.float()
+    c = q.shape[2]
+    qq = q.square().sum(-1)  # (B, N)
+    rr = r.square().sum(-1)  # (B, M)
+    approx = torch.baddbmm(qq.unsqueeze(-1) + rr.unsqueeze(1), q, r.transpose(1, 2), alpha=-2.0)
+    gamma = (2 * c + 16) * torch.finfo(q.dtype).eps
+    kth = approx.topk(k, dim=-1, largest=False, sorted=True).values[..., -1]
+    lim = kth + 2.0 * gamma * (qq + rr.max(dim=-1, keepdim=True).values)  # (B, N)
+    cand = approx <= lim.unsqueeze(-1)
+    kc = max(k, int(cand.sum(-1).max()))
+    cidx = approx.topk(kc, dim=-1, largest=False, sorted=False).indices  # every candidate is in here
+    inside = approx.gather(-1, cidx) <= lim.unsqueeze(-1)
+    q64, r64 = query.detach().double(), ref.detach().double()
+    e = None
+    for i in range(c):  # E on the candidates: float64, channel order, no FMA
+        col = r64[:, :, i].unsqueeze(1).expand(-1, q.shape[1], -1).gather(-1, cidx)
+        diff = col - q64[:, :, i, None]
+        e = diff.square_() if e is None else e.add_(diff.square_())
+    e = e.masked_fill_(~inside, float("inf"))
+    cidx, perm = cidx.sort(dim=-1)  # index order, then stably by E → (E, index)
+    e = e.gather(-1, perm)
+    e, perm = e.sort(dim=-1, stable=True)
+    return e[..., :k], cidx.gather(-1, perm)[..., :k]
+
+
+def knn(query: torch.Tensor, ref: torch.Tensor, k: int, return_dist: bool = False):
+    """k nearest neighbours of each query in ref: (B, N, C), (B, M, C) → idx (B, N, k) int64.
+
+    Ordered by (E, index), E the float64 selection distance of the module docstring: exact ties
+    go to the lower index, both in the choice at the k-th boundary and in the order; the same
+    neighbours in float32 and float64, on any CPU, and in the engine. ``return_dist`` also
+    returns the distances (B, N, k) (E rounded to the input dtype). A query that is also in
+    ``ref`` has E = 0 to itself, so it is its own first neighbour unless a duplicate of it has a
+    lower index.
+    """
+    _check("knn", query, "query")
+    _check("knn", ref, "ref")
+    m = ref.shape[1]
+    if not 1 <= k <= m:
+        raise ValueError(f"geometry.knn: k={k} must lie in [1, {m}] (the number of reference points)")
+    if query.shape[0] != ref.shape[0] or query.shape[2] != ref.shape[2]:
+        raise ValueError(
+            f"geometry.knn: shapes {tuple(query.shape)} and {tuple(ref.shape)} differ in batch or channels"
+        )
+    if query.shape[2] <= _DIRECT_MAX_CHANNELS:
+        vals, idx = _smallest_k(_selection_distance(query, ref), k)
+    else:
+        vals, idx = _knn_wide(query, ref, k)
+    return (idx, vals.to(query.dtype)) if return_dist else idx
 
 
 def ball_query(radius: float, nsample: int, xyz: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Indices (B, S, nsample) of points of xyz (B, N, C) within ``radius`` of centres (B, S, C).
 
-    The first ``nsample`` points in index order with d² < radius² (strict); fewer → padded with
+    The first ``nsample`` points in index order with E < float32(radius²) (strict); fewer → padded with
     the first one found; none → the nearest point (lowest index on ties) fills the row.
     """
     _check("ball_query", xyz, "xyz")
@@ -172,8 +249,9 @@ def ball_query(radius: float, nsample: int, xyz: torch.Tensor, centres: torch.Te
     if nsample < 1 or radius <= 0:
         raise ValueError(f"geometry.ball_query: need nsample >= 1 and radius > 0, got {nsample}, {radius}")
     b, n, _ = xyz.shape
-    d = square_distance(centres, xyz)  # (B, S, N)
-    inside = d < radius * radius
+    d = _selection_distance(centres, xyz)  # (B, S, N), float64
+    r2 = float(torch.tensor(radius * radius, dtype=torch.float32))  # the engine stores float32(radius²)
+    inside = d < r2
     ar = torch.arange(n, device=xyz.device, dtype=torch.int32)
     key = torch.where(inside, ar, n)  # outside → n, sorts after every real index
     k = min(nsample, n)

@@ -223,6 +223,29 @@ class _BinaryMixin:
         shape[self._channel_dim] = -1
         return v.reshape(shape).to(out.dtype)
 
+    def _exact_eval(self, xb: torch.Tensor) -> torch.Tensor | None:
+        """Eval-mode output with the engine's order of operations: the integer accumulator
+        Q_a(A)·signsᵀ first (exact in any float dtype, whatever the host's GEMM blocking), then the
+        per-channel a, b and the bias. Folding the scale into the weight instead makes FP32 sums
+        of ±s round differently at different row positions, so identical inputs would give
+        outputs 1 ulp apart and their signed differences (DGCNN's edge features) would flip.
+        None where the weights have no (signs, a, b) form (float or multi-base weights)."""
+        if self.kernel_quantizer is None or not hasattr(self.kernel_quantizer, "factorize"):
+            return None
+        if xb.shape[-1] >= 2**24:  # integer sums beyond float32's exact range
+            return None
+        try:
+            signs, a, b = self.factorize()
+        except NotImplementedError:
+            return None
+        acc = F.linear(xb, signs.reshape(signs.shape[0], -1).to(xb.dtype))
+        out = acc * a.to(xb.dtype)
+        if bool((b != 0).any()):
+            out = out + xb.sum(-1, keepdim=True) * b.to(xb.dtype)
+        if self.bias is not None:
+            out = out + self.bias.to(xb.dtype)
+        return out
+
     def _finish(self, x: torch.Tensor, out: torch.Tensor, real_fn, scaled: bool = False) -> torch.Tensor:
         """Apply the output scale unless the weight carried it (channel, or LSR, initialising LSR on
         the first training batch), then the bias."""
@@ -309,6 +332,10 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self._who()}: expected input (..., {self.in_features}), got {tuple(x.shape)}")
         xb = self.input_quantizer(x) if self.input_quantizer is not None else x
+        if not self.training and self.input_quantizer is not None and not self.xnor_input:
+            exact = self._exact_eval(xb)
+            if exact is not None:
+                return exact
         w, scaled = self._weight_for_forward()
         out = F.linear(xb, w)
         if self.xnor_input:
