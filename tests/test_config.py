@@ -16,7 +16,7 @@ def test_defaults_filled_and_typed_overrides(tmp_path):
     cfg = load(p, ["optim.lr=1e-2", "epochs=3", "binarize=xnor", "data.options={num_points: 64}",
                    "amp=true", "loss.class_weights=[1, 2.5]"])
     assert cfg["optim"]["lr"] == pytest.approx(0.01) and isinstance(cfg["optim"]["lr"], float)
-    assert cfg["epochs"] == 3 and cfg["binarize"] == "xnor" and cfg["amp"] is True
+    assert cfg["epochs"] == 3 and cfg["binarize"] == "xnor" and cfg["amp"] == "bf16"  # true reads as bf16
     assert cfg["data"]["options"] == {"num_points": 64}
     assert cfg["loss"]["class_weights"] == [1, 2.5]
     assert cfg["schedule"]["name"] == "cosine" and cfg["loss"]["tnet_reg"] == pytest.approx(0.001)
@@ -39,7 +39,7 @@ def test_round_trip_saved_config(tmp_path):
         (BASE, ["epochs=2.5"], "'epochs' must be an integer"),
         (BASE, ["optim.name=rmsprop"], "optim.name"),
         (BASE, ["schedule.name=poly"], "schedule.name"),
-        (BASE, ["amp=maybe"], "'amp' must be true or false"),
+        (BASE, ["amp=maybe"], "'amp' must be one of auto, bf16, off"),
         (BASE, ["loss.label_smoothing=1.0"], "label_smoothing"),
         (BASE, ["epochs"], "expected KEY=VALUE"),
         (BASE | {"epochs": 3}, ["epochs.x=1"], "epochs is a int"),
@@ -112,3 +112,31 @@ def test_repo_configs_build_their_models():
         model = create(name, num_classes=8, task=task, binarize=b, **cfg["model"]["options"])
         assert model.onebit_config["name"] == name, f.name
     assert not missing, f"configs name unregistered models: {missing}"
+
+
+@pytest.mark.parametrize("value,want", [(True, "bf16"), (False, "off"), ("auto", "auto"), ("BF16", "bf16"),
+                                        ("off", "off")])
+def test_amp_modes(value, want):
+    from onebit.train.config import DEFAULTS, resolve
+
+    assert DEFAULTS["amp"] == "auto"
+    assert resolve({**BASE, "amp": value})["amp"] == want
+
+
+def test_amp_bad_value_names_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({**BASE, "amp": "fp8"}))
+    with pytest.raises(ConfigError, match=r"c\.yaml.*'amp' must be one of auto, bf16, off"):
+        load(p)
+
+
+def test_amp_auto_follows_the_cpu(monkeypatch):
+    from onebit.train import amp
+
+    assert amp.resolve_amp("off", "cpu") is False and amp.resolve_amp("bf16", "cpu") is True
+    for flags, want in ((frozenset({"avx2", "avx512_bf16"}), True), (frozenset({"amx_bf16"}), True),
+                        (frozenset({"avx2", "avx512f"}), False), (frozenset(), False)):
+        monkeypatch.setattr(amp, "_cpu_flags", lambda flags=flags: flags)
+        assert amp.resolve_amp("auto", "cpu") is want
+    with pytest.raises(ValueError, match="auto, bf16, off"):
+        amp.resolve_amp("fp16", "cpu")

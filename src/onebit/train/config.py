@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"every": 1, "select": None},
     "num_workers": 0,
     "threads": None,
-    "amp": False,
+    "amp": "auto",
     "compile": False,
     "deterministic": False,
     "sync_bn": False,
@@ -247,7 +247,8 @@ def resolve(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     ):
         raise ConfigError(f"{_where(source)}'loss.class_weights' must be null, 'inverse_cube_root' or a list "
                           f"of numbers, got {cw!r}")
-    for key in ("amp", "compile", "deterministic", "sync_bn", "diagnostics", "optim.nesterov",
+    out["amp"] = normalize_amp(out["amp"], source)
+    for key in ("compile", "deterministic", "sync_bn", "diagnostics", "optim.nesterov",
                 "optim.binary_weight_decay", "loss.official_reg", "log.progress", "log.csv", "log.tensorboard"):
         node = out
         for p in key.split("."):
@@ -262,6 +263,21 @@ def resolve(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"{_where(source)}'data.protocol' must be a protocol name or mapping, "
                           f"got {out['data']['protocol']!r}")
     return out
+
+
+AMP_MODES = ("auto", "bf16", "off")
+"""Values of ``amp``: ``auto`` (bf16 autocast where the hardware runs it natively), ``bf16`` or ``off``."""
+
+
+def normalize_amp(value: Any, source: str | None = None) -> str:
+    """``amp`` as one of ``auto | bf16 | off``; the old booleans still read (true → bf16, false → off)."""
+    if value is True:
+        return "bf16"
+    if value is False or value is None:
+        return "off"
+    if isinstance(value, str) and value.lower() in AMP_MODES:
+        return value.lower()
+    raise ConfigError(f"{_where(source)}'amp' must be one of auto, bf16, off (or true / false), got {value!r}")
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

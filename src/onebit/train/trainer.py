@@ -59,6 +59,7 @@ class RunResult:
     best_ckpt: Path
     history: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    amp: bool = False  # whether bf16 autocast ran (config amp auto | bf16 | off, resolved on this host)
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -372,6 +373,9 @@ class Trainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.dist = dist
         self.device = dist.device
+        from onebit.train.amp import resolve_amp
+
+        self.amp = resolve_amp(cfg["amp"], self.device)  # auto | bf16 | off -> on/off for this host
         self.ckpt = None
         if self.resume:
             path = self.out / "last.ckpt"
@@ -498,7 +502,7 @@ class Trainer:
         self._seed_epoch(epoch)
         update_schedules(self.raw_model, min(1.0, (epoch + 1) / cfg["epochs"]))
         self.model.train()
-        amp = cfg["amp"]
+        amp = self.amp
         dev = self.device
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         correct = torch.zeros((), dtype=torch.float64, device=dev)
@@ -583,7 +587,7 @@ class Trainer:
             self.scheduler.step()
             if (epoch + 1) % cfg["eval"]["every"] == 0 or epoch + 1 == epochs:
                 m = evaluate(self.model, self.eval_loader, self.task, self.num_classes, domain=self.domain,
-                             loss_fn=self.loss_fn, device=self.device, amp=cfg["amp"],
+                             loss_fn=self.loss_fn, device=self.device, amp=self.amp,
                              category_parts=self.category_parts, num_categories=self.num_categories,
                              progress=False)
                 final = m
@@ -634,6 +638,7 @@ class Trainer:
             out_dir=self.out, final=final, best=dict(self.best.get("metrics") or {}),
             best_epoch=int(self.best.get("epoch", -1)), select=self.select,
             last_ckpt=self.out / "last.ckpt", best_ckpt=best_ckpt, history=history, config=self.cfg,
+            amp=self.amp,
         )
 
 
