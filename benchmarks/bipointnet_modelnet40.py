@@ -98,9 +98,29 @@ def row_config(key: str, args) -> dict:
         "loss": {"tnet_reg": 0.001},
         "eval": {"every": args.eval_every or args.epochs},
         "threads": args.threads,
+        "amp": args.amp,
         "diagnostics": False,
         "log": {"progress": False, "tensorboard": False},
     }
+
+
+def _curve(run_dir: Path) -> list[list[float]]:
+    """``[epoch, test_oa]`` for every evaluated epoch of the run (1-based epochs), from metrics.jsonl."""
+    out = []
+    path = run_dir / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        row = json.loads(line)
+        if "oa" in row:
+            out.append([int(row["epoch"]) + 1, round(float(row["oa"]), 2)])
+    return out
+
+
+def _earlier_wall(run_dir: Path) -> float:
+    """Seconds the epochs logged before this process (a resumed run) took, from metrics.jsonl."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return 0.0
+    return sum(float(json.loads(line).get("time_s", 0.0)) for line in path.read_text().splitlines())
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -128,7 +148,11 @@ def main(argv=None) -> int:
     p.add_argument("--eval-every", type=int, default=None, help="evaluate every k epochs (default: last only)")
     p.add_argument("--protocol", default="bipointnet", help="data protocol: bipointnet | common")
     p.add_argument("--root", default=None, help="ModelNet40 folder (default: ../shared/data/modelnet40)")
-    p.add_argument("--runs", default="runs/bipointnet_modelnet40", help="run directories go here")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
+                   help="bf16 autocast: auto (where the CPU/GPU has native bf16), bf16, off")
+    p.add_argument("--runs", default=str(Path.home() / "onebit-runs/bipointnet_modelnet40"),
+                   help="run directories go here (outside the work tree); an unfinished run resumes")
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming a run's last.ckpt")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/bipointnet_modelnet40.json"))
     p.add_argument("--table", action="store_true", help="print the JSON at --out as a markdown table and exit")
     args = p.parse_args(argv)
@@ -151,13 +175,19 @@ def main(argv=None) -> int:
              f"--seed {args.seed} --threads {args.threads} --protocol {args.protocol}"
              + (f" --train-subset {args.train_subset}" if args.train_subset else "")
              + (f" --test-subset {args.test_subset}" if args.test_subset else "")
-             + (f" --eval-every {args.eval_every}" if args.eval_every else ""))
+             + (f" --eval-every {args.eval_every}" if args.eval_every else "")
+             + f" --amp {args.amp}")
+    from onebit.train.amp import cpu_model
     for key in keys:
         model, method, _ = ROWS[key]
         cfg = row_config(key, args)
         t0 = time.time()
-        res = run(cfg, Path(args.runs) / key, progress=False)
-        wall = time.time() - t0
+        run_dir = Path(args.runs) / key
+        resume = not args.fresh and (run_dir / "last.ckpt").exists()
+        earlier = _earlier_wall(run_dir) if resume else 0.0
+        res = run(cfg, run_dir, resume=resume, progress=False)
+        wall = time.time() - t0 + earlier
+        curve = _curve(run_dir)
         row = {
             "model": model,
             "method": method,
@@ -171,9 +201,15 @@ def main(argv=None) -> int:
             "test_shapes": args.test_subset or 2468,
             "paper_oa": PAPER.get((model, method)),
             "wall_s": round(wall, 1),
+            "cpu": cpu_model(),
+            "threads": args.threads,
+            "amp": "bf16" if res.amp else "off",
+            "curve": curve,
+            "schedule": "full" if args.epochs >= 100 else "short",
             "command": f"python benchmarks/bipointnet_modelnet40.py --rows {key} {flags}",
         }
-        results = [r for r in results if not (r["model"] == model and r["method"] == method)] + [row]
+        results = [r for r in results if not (r["model"] == model and r["method"] == method
+                                              and r.get("schedule") == row["schedule"])] + [row]
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(row), flush=True)
