@@ -104,6 +104,12 @@ def row_config(key: str, args) -> dict:
     }
 
 
+def _replace_row(results: list[dict], row: dict) -> list[dict]:
+    """``results`` with ``row`` in place of the row of the same model, method and schedule."""
+    return [r for r in results if not (r["model"] == row["model"] and r["method"] == row["method"]
+                                       and r.get("schedule") == row.get("schedule"))] + [row]
+
+
 def _curve(run_dir: Path) -> list[list[float]]:
     """``[epoch, test_oa]`` for every evaluated epoch of the run (1-based epochs), from metrics.jsonl."""
     out = []
@@ -125,13 +131,48 @@ def _earlier_wall(run_dir: Path) -> float:
 
 def markdown_table(rows: list[dict]) -> str:
     """The results as a markdown table next to the paper's numbers."""
-    lines = ["| model | method | OA % | mAcc % | paper OA % | epochs | points | train shapes | wall s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | method | OA % | mAcc % | best OA % (epoch) | paper OA % | epochs | points | train shapes | "
+             "amp | wall s | CPU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         paper = "–" if r.get("paper_oa") is None else f"{r['paper_oa']}"
-        lines.append(f"| {r['model']} | {r['method']} | {r['oa']:.2f} | {r['macc']:.2f} | {paper} | {r['epochs']} | "
-                     f"{r.get('points', '')} | {r.get('train_shapes', '')} | {r.get('wall_s', '')} |")
+        best = f"{r['best_oa']:.2f} ({r.get('best_epoch', '')})" if "best_oa" in r else "–"
+        lines.append(f"| {r['model']} | {r['method']} | {r['oa']:.2f} | {r['macc']:.2f} | {best} | {paper} | "
+                     f"{r['epochs']} | {r.get('points', '')} | {r.get('train_shapes', '')} | {r.get('amp', '–')} | "
+                     f"{r.get('wall_s', '')} | {r.get('cpu', '–')} |")
     return "\n".join(lines)
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Test OA against epoch for every full-schedule row with a curve, one panel per model, the
+    paper's OA as a dotted line in the row's colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.get("curve") and r.get("schedule") == "full"]
+    models = sorted({r["model"] for r in rows})
+    if not models:
+        raise SystemExit("no full-schedule rows with curves to plot")
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for i, r in enumerate(r for r in rows if r["model"] == model):
+            ep, oa = zip(*r["curve"], strict=True)
+            color = f"C{i}"
+            ax.plot(ep, oa, "-o", ms=2.5, color=color, label=f"{r['method']} ({r['oa']:.1f})")
+            if r.get("paper_oa") is not None:
+                ax.axhline(r["paper_oa"], color=color, ls=":", lw=1)
+        ax.set_title(f"{model} on ModelNet40 ({rows[0]['points']} points)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test OA %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.text(0.01, 0.01, "dotted: the paper's OA; command: python benchmarks/bipointnet_modelnet40.py --plot "
+             + str(path), fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 def main(argv=None) -> int:
@@ -155,9 +196,25 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming a run's last.ckpt")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/bipointnet_modelnet40.json"))
     p.add_argument("--table", action="store_true", help="print the JSON at --out as a markdown table and exit")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="draw the learning curves of the full-schedule rows at --out into PNG and exit")
+    p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                   help="merge the rows of these JSON files into --out (a row replaces the one with the same model, "
+                        "method and schedule) and exit: runs side by side write their own files")
     args = p.parse_args(argv)
     if args.table:
         print(markdown_table(json.loads(Path(args.out).read_text())))
+        return 0
+    if args.plot:
+        plot_curves(json.loads(Path(args.out).read_text()), Path(args.plot))
+        return 0
+    if args.merge:
+        out_path = Path(args.out)
+        results = json.loads(out_path.read_text()) if out_path.exists() else []
+        for f in args.merge:
+            for row in json.loads(Path(f).read_text()):
+                results = _replace_row(results, row)
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
         return 0
 
     import torch
@@ -208,8 +265,7 @@ def main(argv=None) -> int:
             "schedule": "full" if args.epochs >= 100 else "short",
             "command": f"python benchmarks/bipointnet_modelnet40.py --rows {key} {flags}",
         }
-        results = [r for r in results if not (r["model"] == model and r["method"] == method
-                                              and r.get("schedule") == row["schedule"])] + [row]
+        results = _replace_row(results, row)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(row), flush=True)
