@@ -10,6 +10,13 @@
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq")))
 #define T256 __attribute__((target("avx2,fma,popcnt")))
 #endif
+#if defined(__aarch64__)
+#include "kernels_neon.h"
+#define ONEBIT_NEON 1
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#endif
 
 namespace onebit {
 
@@ -23,6 +30,12 @@ int detect_isa() {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma"))
         return ISA_AVX2;
 #endif
+#if ONEBIT_NEON
+#if defined(__linux__) && defined(HWCAP_ASIMD)
+    if (!(getauxval(AT_HWCAP) & HWCAP_ASIMD)) return ISA_SCALAR;
+#endif
+    return ISA_NEON;
+#endif
     return ISA_SCALAR;
 }
 
@@ -30,6 +43,7 @@ const char* isa_name(int isa) {
     switch (isa) {
         case ISA_AVX512: return "avx512";
         case ISA_AVX2: return "avx2";
+        case ISA_NEON: return "neon";
         default: return "scalar";
     }
 }
@@ -718,6 +732,9 @@ void pc_tile(int isa, bool and_mode, const uint64_t* X, size_t ldx, int R, const
         return;
     }
 #endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return pc_tile_neon(and_mode, X, ldx, R, wp, W, pc);
+#endif
     (void)isa;
     if (and_mode) pc_tile_scalar<true>(X, ldx, R, wp, W, pc);
     else pc_tile_scalar<false>(X, ldx, R, wp, W, pc);
@@ -757,6 +774,9 @@ void pack_ge(int isa, const float* z, int N, float off, uint64_t* out) {
     if (isa == ISA_AVX512) return pack_ge_avx512(z, N, off, out);
     if (isa == ISA_AVX2) return pack_ge_avx2(z, N, off, out);
 #endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return pack_ge_neon(z, N, off, out);
+#endif
     (void)isa;
     pack_ge_scalar(z, N, off, out);
 }
@@ -776,6 +796,9 @@ void fbits(int isa, const float* x, int R, int K, const float* ws, const float* 
         }
         return fbits_avx512(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
     }
+#endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return fbits_neon(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
 #endif
     (void)isa;
     fbits_scalar(x, R, K, ws, add, N, lo, hi, off, out, ldo, or_mode);
@@ -815,6 +838,9 @@ void quant_rows(int isa, const float* x, int M, int C, const float* mul, const f
 #if ONEBIT_X86
     if (isa == ISA_AVX512) return quant_rows_avx512(x, M, C, mul, add, out, ldo);
 #endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return quant_rows_neon(x, M, C, mul, add, out, ldo);
+#endif
     const int words = (C + 63) / 64;
     for (int r = 0; r < M; ++r) {
         const float* xr = x + static_cast<size_t>(r) * C;
@@ -841,6 +867,9 @@ bool flinear_small(int isa, const float* x, int R, int K, const float* ws, const
         }
     }
 #endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return flinear_small_neon(x, R, K, ws, add, N, lo, hi, y);
+#endif
     (void)isa; (void)x; (void)R; (void)K; (void)ws; (void)add; (void)N; (void)lo; (void)hi; (void)y;
     return false;
 }
@@ -850,8 +879,109 @@ void fgemm(int isa, const float* x, int R, int K, const float* wt, int N, float*
     if (isa == ISA_AVX512) return fgemm_avx512(x, R, K, wt, N, z);
     if (isa == ISA_AVX2) return fgemm_avx2(x, R, K, wt, N, z);
 #endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return fgemm_neon(x, R, K, wt, N, z);
+#endif
     (void)isa;
     fgemm_scalar(x, R, K, wt, N, z);
+}
+
+// ---------------------------------------------------------------- ISA-generic thresholded / affine kernels
+bool thr_fast_path(int isa, int W) {
+    return isa == ISA_AVX512 || (isa == ISA_AVX2 && W <= SHORT_W) || isa == ISA_NEON;
+}
+
+// portable thresholded tile: pc_tile, then bit = pc <= P (flips folded by the caller, or applied by flip)
+static uint32_t thr_tile_portable(int isa, bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp,
+                                  int W, const int64_t* P, uint32_t flip, uint32_t* out, size_t ldo32) {
+    uint32_t pc[MR * NP];
+    uint32_t acc = 0;
+    pc_tile(isa, false, X, ldx, R, wp, W, pc);
+    for (int i = 0; i < R; ++i) {
+        uint32_t m = 0;
+        for (int j = 0; j < NP; ++j) m |= static_cast<uint32_t>(static_cast<int64_t>(pc[i * NP + j]) <= P[j]) << j;
+        if (or_mode) acc |= m;
+        else out[i * ldo32] = m ^ flip;
+    }
+    return acc ^ flip;
+}
+
+void thr_rows_isa(int isa, const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                  uint32_t* out, size_t ldo32) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) return thr_rows_avx512_impl(X, ldx, M, wp, W, P, out, ldo32);
+    if (isa == ISA_AVX2) return thr_rows_avx2_impl(X, ldx, M, wp, W, P, out, ldo32);
+#endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return thr_rows_neon(X, ldx, M, wp, W, P, out, ldo32);
+#endif
+    for (int r = 0; r < M; r += MR) {
+        const int R = (M - r) < MR ? (M - r) : MR;
+        thr_tile_portable(isa, false, X + static_cast<size_t>(r) * ldx, ldx, R, wp, W, P, 0,
+                          out + static_cast<size_t>(r) * ldo32, ldo32);
+    }
+}
+
+uint32_t or_rows_isa(int isa, const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                     uint32_t valid) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) return or_rows_avx512_impl(X, ldx, M, wp, W, P, valid);
+    if (isa == ISA_AVX2) return or_rows_avx2_impl(X, ldx, M, wp, W, P, valid);
+#endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return or_rows_neon(X, ldx, M, wp, W, P, valid);
+#endif
+    uint32_t m = 0;
+    for (int r = 0; r < M && (m & valid) != valid; r += MR) {
+        const int R = (M - r) < MR ? (M - r) : MR;
+        m |= thr_tile_portable(isa, true, X + static_cast<size_t>(r) * ldx, ldx, R, wp, W, P, 0, nullptr, 0);
+    }
+    return m & valid;
+}
+
+void thr_tile_isa(int isa, bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W,
+                  const int64_t* P, uint32_t flip, uint32_t* out, size_t ldo32, uint32_t* ormask) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512) return thr_tile_avx512_impl(or_mode, X, ldx, R, wp, W, P, flip, out, ldo32, ormask);
+#endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON) return thr_tile_neon(or_mode, X, ldx, R, wp, W, P, flip, out, ldo32, ormask);
+#endif
+    const uint32_t m = thr_tile_portable(isa, or_mode, X, ldx, R, wp, W, P, flip, out, ldo32);
+    if (or_mode) *ormask |= m;
+}
+
+bool affine_bits_vector(int isa) { return isa == ISA_AVX512 || isa == ISA_NEON; }
+
+void affine_bits_isa(int isa, bool and_mode, const uint32_t* pc, int R, const int32_t* px, const int32_t* ecnt,
+                     const float* mul, const float* rowc, const float* add, int Kv, float lo, float hi, float off,
+                     int cmax, uint32_t* out) {
+#if ONEBIT_X86
+    if (isa == ISA_AVX512)
+        return affine_bits_avx512_impl(and_mode, pc, R, px, ecnt, mul, rowc, add, Kv, lo, hi, off, cmax, out);
+#endif
+#if ONEBIT_NEON
+    if (isa == ISA_NEON)
+        return affine_bits_neon(and_mode, pc, R, px, ecnt, mul, rowc, add, Kv, lo, hi, off, cmax, out);
+#endif
+    // the engine's portable epilogue: exact integers, one float affine (multiply, add: no FMA), clamp, compare
+    for (int i = 0; i < R; ++i) {
+        uint32_t mask = 0;
+        for (int j = 0; j < cmax && j < NP; ++j) {
+            float v;
+            if (and_mode) {
+                const int32_t dot = 4 * static_cast<int32_t>(pc[i * NP + j]) - 2 * px[i] + ecnt[j];
+                const int32_t sum = 2 * px[i] - Kv;
+                v = mul[j] * static_cast<float>(dot) + rowc[j] * static_cast<float>(sum) + add[j];
+            } else {
+                v = mul[j] * static_cast<float>(Kv - 2 * static_cast<int32_t>(pc[i * NP + j])) + add[j];
+            }
+            v = v < lo ? lo : v;
+            v = hi < v ? hi : v;
+            if (v - off >= 0.f) mask |= 1u << j;
+        }
+        out[i] = mask;
+    }
 }
 
 }  // namespace onebit

@@ -16,9 +16,10 @@ namespace onebit {
 constexpr int NP = 32;    // output channels per weight panel
 constexpr int MR = 6;     // rows per register tile (AVX-512 path)
 
-enum Isa : int { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+// ISA_NEON: aarch64 Advanced SIMD (kernels_neon.h), the only vector ISA of an aarch64 build.
+enum Isa : int { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_NEON = 3 };
 
-// Best ISA this CPU supports (run-time check with __builtin_cpu_supports).
+// Best ISA this CPU supports (x86: run-time check with __builtin_cpu_supports; aarch64: HWCAP_ASIMD).
 int detect_isa();
 const char* isa_name(int isa);
 
@@ -78,5 +79,23 @@ void quant_rows(int isa, const float* x, int M, int C, const float* mul, const f
 // Returns false when this ISA / shape has no special kernel (the caller then takes the GEMM path).
 bool flinear_small(int isa, const float* x, int R, int K, const float* ws, const float* add, int N, float lo, float hi,
                    float* y);
+
+// ISA-generic forms of the thresholded-XNOR kernels and the affine epilogue: the AVX-512, AVX2 or NEON kernel where
+// this ISA has one, else a portable loop with the same contract (pc_tile, then the compare).
+// thr_fast_path: a vector kernel exists for this ISA and row width (AVX-512: any W; AVX2: W <= SHORT_W; NEON: any W).
+bool thr_fast_path(int isa, int W);
+// thr_rows_avx512 / or_rows_avx512's contracts (W <= SHORT_W).
+void thr_rows_isa(int isa, const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                  uint32_t* out, size_t ldo32);
+uint32_t or_rows_isa(int isa, const uint64_t* X, size_t ldx, int M, const uint64_t* wp, int W, const int64_t* P,
+                     uint32_t valid);
+// thr_tile_avx512's contract (R <= MR).
+void thr_tile_isa(int isa, bool or_mode, const uint64_t* X, size_t ldx, int R, const uint64_t* wp, int W,
+                  const int64_t* P, uint32_t flip, uint32_t* out, size_t ldo32, uint32_t* ormask);
+// affine_bits_avx512's contract; affine_bits_vector: this ISA has a vector kernel for it (AVX-512, NEON).
+bool affine_bits_vector(int isa);
+void affine_bits_isa(int isa, bool and_mode, const uint32_t* pc, int R, const int32_t* px, const int32_t* ecnt,
+                     const float* mul, const float* rowc, const float* add, int Kv, float lo, float hi, float off,
+                     int cmax, uint32_t* out);
 
 }  // namespace onebit
