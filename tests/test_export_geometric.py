@@ -114,9 +114,8 @@ def test_every_isa_and_intra_cloud_threads(isa, tmp_path):
 
 def test_engine_checks_geometric_records(tmp_path):
     """The native plan re-checks what the loader validated (a hand-made plan cannot read out of bounds)."""
-    from onebit.runtime.model import _engine
+    from onebit.runtime import _engine as eng
 
-    eng = _engine()
     bufs = [{"bits": False, "pooled": False, "cols": 3},
             {"bits": False, "pooled": False, "cols": 1, "rows": 4, "index": True},
             {"bits": False, "pooled": False, "cols": 3, "rows": 4},

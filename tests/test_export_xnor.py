@@ -85,7 +85,7 @@ def test_k_by_hand(tmp_path):
     t, _ = read(path)
     xin = dbg[0][next(o["name"] for o in eng.ops if o["output"] == op["input"])]["float"]
     signs = np.where(xin >= 0, 1.0, -1.0)
-    from onebit.runtime.model import unpack_signs
+    from onebit.runtime import unpack_signs
 
     w = unpack_signs(t[op["weight"]], op["in_features"])
     dot = signs @ w.T

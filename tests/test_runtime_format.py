@@ -15,9 +15,9 @@ import zlib
 import numpy as np
 import pytest
 
-from onebit.runtime import FormatError, load, pack_signs, thresholds
+from onebit.export.fold import ema_offset, popcount_bounds, thresholds
+from onebit.runtime import FormatError, load, pack_signs
 from onebit.runtime.format import read, write
-from onebit.runtime.model import ema_offset, popcount_bounds
 
 
 def _tiny(seed=0):

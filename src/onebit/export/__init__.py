@@ -250,7 +250,7 @@ class _Builder:
             op["input_scale"] = "mean_abs"
         op["output"] = oname
         if want_bits and op["product"] == "xnor" and offset["rule"] != "ema":
-            from onebit.runtime.model import bound_dtype, popcount_bounds, thresholds
+            from onebit.export.fold import bound_dtype, popcount_bounds, thresholds
 
             off = float(offset.get("value", 0.0))
             lo = -np.inf if clamp[0] is None else clamp[0]
@@ -278,7 +278,7 @@ class _Builder:
 
 
 def _pack(signs: np.ndarray) -> np.ndarray:
-    from onebit.runtime.model import pack_signs
+    from onebit_runtime.bits import pack_signs
 
     return pack_signs(signs)
 
@@ -456,7 +456,7 @@ def export(model, path, points: int | None = None, input_size: int | None = None
     ``points`` fixes the point count per cloud (EMA-max offsets become integer thresholds).
     Returns a summary: ``{"path", "file_bytes", "ops", "binary_layers", "float_layers"}``.
     """
-    from onebit.runtime.format import write
+    from onebit_runtime.format import write
 
     was = model.training
     model.eval()

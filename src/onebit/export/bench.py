@@ -99,7 +99,7 @@ def points_major(graph: dict, tensors: dict, dtype=None):
                 y = y.view(bsz, r, -1)
                 y = y.amax(1) if pool == "max" else y.mean(1)
                 if off.get("rule") == "ema":
-                    from onebit.runtime.model import ema_offset
+                    from onebit.export.fold import ema_offset
 
                     y = y - ema_offset(r)
                 r = 1
@@ -180,10 +180,10 @@ def bench_model(model, *, threads: int = 1, batch: int = 1, points: int = 1024, 
     """Benchmark rows ``{"model", "runner", "threads", "batch", "points", "median_ms", "min_ms", "max_ms",
     "file_bytes", ...}`` for ``model`` (binarized or not) against FP32 PyTorch baselines."""
     import torch
+    from onebit_runtime.format import write
 
     from onebit.export import build_graph, export
     from onebit.runtime import load
-    from onebit.runtime.format import write
 
     torch.set_num_threads(threads)
     model = model.eval()

@@ -151,7 +151,7 @@ class _ConvGraph:
                     raise ExportError(f"layer {name!r}: factorize() returned signs outside {{-1, +1}}")
                 a = a.double().cpu().numpy().reshape(n)
                 b = b.double().cpu().numpy().reshape(n)
-                from onebit.runtime.model import pack_signs
+                from onebit_runtime.bits import pack_signs
 
                 if binary:
                     self.tensors[pref + ".w"] = pack_signs(signs).reshape(n, taps * tw)
@@ -179,7 +179,7 @@ class _ConvGraph:
             mul, rmul, add = sig * S, sig * R, sig * C + kap
             out = self._new("bits", n, (ho, wo))
             if op["product"] == "xnor":
-                from onebit.runtime.model import bound_dtype, popcount_bounds, thresholds
+                from onebit.export.fold import bound_dtype, popcount_bounds, thresholds
 
                 tau, flip = thresholds(mul.astype(np.float32), add.astype(np.float32), -np.inf, np.inf, 0.0, kv)
                 p, flip = popcount_bounds(tau, flip, kv)
@@ -332,7 +332,7 @@ class _ResGraph(_ConvGraph):
                     xin = self.sign(x, bn, name)
                 pref = f"L{len(self.ops)}"
                 signs, a, b = fc.factorize()
-                from onebit.runtime.model import pack_signs
+                from onebit_runtime.bits import pack_signs
 
                 a = a.double().numpy().reshape(n)
                 b = b.double().numpy().reshape(n)
