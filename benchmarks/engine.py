@@ -109,6 +109,44 @@ TABLE4_RUNS = {  # variant -> run directory (benchmarks/bipointnet_modelnet40.py
 }
 
 
+def table4_variants() -> dict:
+    """BiPointNet Table 4's binarized pointnet_deploy variants (b)-(f): label -> binarize spec ((a) is FP32)."""
+    from onebit.convert import resolve_spec
+
+    return {
+        "(b) FL fp32, LL fp32": resolve_spec("bipointnet"),
+        "(c) FL fp32, LL 1-bit": resolve_spec("bipointnet", keep_float=["first"]),
+        "(d) FL 1-bit, LL fp32": resolve_spec("bipointnet", keep_float=["last"]),
+        "(e) FL 1-bit, LL 1-bit": resolve_spec("bipointnet", keep_float=[]),
+        "(f) no BN (LSR only)": resolve_spec("bipointnet"),
+    }
+
+
+def table4_checkpoint(label: str, runs: Path | None) -> Path | None:
+    """The trained checkpoint of a Table 4 variant (``RUNS/<run>/last.ckpt``, see TABLE4_RUNS), if there."""
+    ck = runs / TABLE4_RUNS[label] / "last.ckpt" if runs and label in TABLE4_RUNS else None
+    return ck if ck is not None and ck.exists() else None
+
+
+def table4_model(label: str, spec, runs: Path | None = None):
+    """A Table 4 variant's model: trained if its checkpoint is in ``runs``, else calibrated (untrained);
+    (f) has its BatchNorms set to the identity (the engine folds them away)."""
+    import torch
+
+    from onebit.export.bench import calibrated_model
+
+    ck = table4_checkpoint(label, runs)
+    model = _load_trained(ck) if ck else calibrated_model("pointnet_deploy", spec, seed=0, points=256)
+    if label.startswith("(f)"):
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0 - m.eps)
+                m.weight.data.fill_(1.0)
+                m.bias.data.zero_()
+    return model
+
+
 def table4(quick: bool, checkpoint: str | None, runs: Path | None = None) -> list[dict]:
     """BiPointNet Table 4 on pointnet_deploy: (a) FP32, (b) FL/LL float, (c) LL binary, (d) FL binary,
     (e) both binary, (f) no BN (LSR only; here BN set to identity, which the engine folds away).
@@ -116,37 +154,15 @@ def table4(quick: bool, checkpoint: str | None, runs: Path | None = None) -> lis
     With ``runs`` holding trained checkpoints (``RUNS/<run>/last.ckpt``, see TABLE4_RUNS), each variant is
     timed on its trained model and gets its accuracy on the ModelNet40 test set (the engine's for the
     binary variants, PyTorch's for FP32); otherwise the models are untrained (calibrated BN)."""
-    import torch
+    from onebit.export.bench import bench_model
 
-    from onebit.convert import resolve_spec
-    from onebit.export.bench import bench_model, calibrated_model
-
-    variants = {
-        "(b) FL fp32, LL fp32": resolve_spec("bipointnet"),
-        "(c) FL fp32, LL 1-bit": resolve_spec("bipointnet", keep_float=["first"]),
-        "(d) FL 1-bit, LL fp32": resolve_spec("bipointnet", keep_float=["last"]),
-        "(e) FL 1-bit, LL 1-bit": resolve_spec("bipointnet", keep_float=[]),
-        "(f) no BN (LSR only)": resolve_spec("bipointnet"),
-    }
     h5 = ROOT.parent / "shared" / "data" / "modelnet40" / "test.h5"
     limit = 256 if quick else None
 
-    def trained(label):
-        ck = runs / TABLE4_RUNS[label] / "last.ckpt" if runs and label in TABLE4_RUNS else None
-        return ck if ck is not None and ck.exists() else None
-
     rows = []
     first = True
-    for label, spec in variants.items():
-        ck = trained(label)
-        model = _load_trained(ck) if ck else calibrated_model("pointnet_deploy", spec, seed=0, points=256)
-        if label.startswith("(f)"):
-            for m in model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.running_mean.zero_()
-                    m.running_var.fill_(1.0 - m.eps)
-                    m.weight.data.fill_(1.0)
-                    m.bias.data.zero_()
+    for label, spec in table4_variants().items():
+        model = table4_model(label, spec, runs)
         runners = ("torch-fp32-pm", "engine") if first else ("engine",)
         r = bench_model(model, threads=1, batch=1, points=1024, rounds=3 if quick else 7, min_block_s=0.1,
                         runners=runners, model_name="pointnet_deploy")
@@ -154,7 +170,7 @@ def table4(quick: bool, checkpoint: str | None, runs: Path | None = None) -> lis
             row["section"] = "table4"
             is_fp = row["runner"] != "engine"
             row["variant"] = "(a) FP32 (BN folded)" if is_fp else label
-            ck_row = trained(row["variant"])
+            ck_row = table4_checkpoint(row["variant"], runs)
             row["accuracy"] = None
             if ck_row is not None and h5.exists():
                 row["checkpoint"] = str(ck_row)

@@ -15,6 +15,11 @@
 #include <cstring>
 #include <type_traits>
 
+// GCC's pre-allocation scheduler hoists the XORs of a whole tile ahead of their popcounts and then spills
+// accumulators (24 of the 32 vector registers are accumulators in a 6-row tile); without it the loops keep
+// everything in registers (checked in the generated assembly, docs/runtime.md). Scheduling only.
+#pragma GCC optimize("no-schedule-insns")
+
 namespace onebit {
 namespace {
 
@@ -89,12 +94,15 @@ inline void chunk_counts(const uint64_t* X, size_t ldx, const uint64_t* wp, int 
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
         for (int q = 0; q < 4; ++q) acc[i][q] = vdupq_n_u8(0);
-    for (int w = w0; w < w1; ++w) {
-        const uint64_t* b = wp + static_cast<size_t>(w) * NP + 8 * g;
+    const uint64_t* xr[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) xr[i] = X + i * ldx + w0;
+    const uint64_t* b = wp + static_cast<size_t>(w0) * NP + 8 * g;
+    for (int w = w0; w < w1; ++w, b += NP) {
         const uint64x2_t b0 = vld1q_u64(b), b1 = vld1q_u64(b + 2), b2 = vld1q_u64(b + 4), b3 = vld1q_u64(b + 6);
 #pragma GCC unroll 8
         for (int i = 0; i < R; ++i) {
-            const uint64x2_t a = vld1q_dup_u64(X + i * ldx + w);
+            const uint64x2_t a = vld1q_dup_u64(xr[i]++);
             acc[i][0] = vaddq_u8(acc[i][0], pcnt<AND>(a, b0));
             acc[i][1] = vaddq_u8(acc[i][1], pcnt<AND>(a, b1));
             acc[i][2] = vaddq_u8(acc[i][2], pcnt<AND>(a, b2));

@@ -40,17 +40,22 @@ namespace {
 #define ONEBIT_FLOAT_EPILOGUE_ARGS                                                                                     \
     const uint32_t* __restrict pc, int R, int Kv, const float* __restrict k, const float* __restrict mul,            \
         const float* __restrict add, float lo, float hi, int cmax, float* __restrict dst, int ldo, bool pool_max
+#if defined(__x86_64__)
 __attribute__((target("avx512f"))) void float_epilogue_avx512(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
 __attribute__((target("avx2"))) void float_epilogue_avx2(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
+#endif
 void float_epilogue_portable(ONEBIT_FLOAT_EPILOGUE_ARGS) { ONEBIT_FLOAT_EPILOGUE_BODY }
 #undef ONEBIT_FLOAT_EPILOGUE_BODY
 #undef ONEBIT_FLOAT_EPILOGUE_ARGS
 
 inline void float_epilogue(int isa, const uint32_t* pc, int R, int Kv, const float* k, const float* mul,
                            const float* add, float lo, float hi, int cmax, float* dst, int ldo, bool pool_max) {
-    if (isa == ISA_AVX512) float_epilogue_avx512(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
-    else if (isa == ISA_AVX2) float_epilogue_avx2(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
-    else float_epilogue_portable(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+#if defined(__x86_64__)
+    if (isa == ISA_AVX512) return float_epilogue_avx512(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+    if (isa == ISA_AVX2) return float_epilogue_avx2(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
+#endif
+    (void)isa;  // aarch64 (NEON): the portable loop, which the compiler vectorises with NEON
+    float_epilogue_portable(pc, R, Kv, k, mul, add, lo, hi, cmax, dst, ldo, pool_max);
 }
 
 }  // namespace
@@ -73,22 +78,21 @@ void fold_flips(uint64_t* w, int N, int W, int K, int64_t* P, const uint8_t* fli
 }
 
 // The vector paths of a thresholded XNOR layer (integer thresholds, flips folded into the weights).
-// Short rows keep each panel in registers (thr_rows, AVX-512 or AVX2); long rows use the AVX-512 6x32 register
-// tile, panel by panel so the panel stays in L1 while the rows stream from L2.
+// Short rows keep each panel in registers (thr_rows: AVX-512, AVX2 or NEON); long rows use the AVX-512 6x32 or
+// NEON 6x8 register tile, panel by panel so the panel stays in L1 while the rows stream from L2.
 
 void thr_layer(int isa, const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wp, int W, int panels,
                const int64_t* P, uint32_t* out32, size_t ldo32) {
     for (int p = 0; p < panels; ++p) {
         const uint64_t* wpp = wp + static_cast<size_t>(p) * W * NP;
         if (W <= SHORT_W) {
-            (isa == ISA_AVX512 ? thr_rows_avx512 : thr_rows_avx2)(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp,
-                                                                  W, P + p * NP,
-                                                                  out32 + static_cast<size_t>(r0) * ldo32 + p, ldo32);
+            thr_rows_isa(isa, X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp, W, P + p * NP,
+                         out32 + static_cast<size_t>(r0) * ldo32 + p, ldo32);
             continue;
         }
         for (int rt = r0; rt < r1; rt += MR)
-            thr_tile_avx512(false, X + static_cast<size_t>(rt) * ldx, ldx, std::min(MR, r1 - rt), wpp, W, P + p * NP, 0,
-                            out32 + static_cast<size_t>(rt) * ldo32 + p, ldo32, nullptr);
+            thr_tile_isa(isa, false, X + static_cast<size_t>(rt) * ldx, ldx, std::min(MR, r1 - rt), wpp, W, P + p * NP, 0,
+                         out32 + static_cast<size_t>(rt) * ldo32 + p, ldo32, nullptr);
     }
 }
 
@@ -98,11 +102,10 @@ void thr_layer(int isa, const uint64_t* X, size_t ldx, int r0, int r1, const uin
 uint32_t or_panel(int isa, const uint64_t* X, size_t ldx, int r0, int r1, const uint64_t* wpp, int W, const int64_t* P,
                   uint32_t valid) {
     if (W <= SHORT_W)
-        return (isa == ISA_AVX512 ? or_rows_avx512 : or_rows_avx2)(X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp,
-                                                                   W, P, valid);
+        return or_rows_isa(isa, X + static_cast<size_t>(r0) * ldx, ldx, r1 - r0, wpp, W, P, valid);
     uint32_t m = 0;
     for (int rt = r0; rt < r1 && (m & valid) != valid; rt += MR)
-        thr_tile_avx512(true, X + static_cast<size_t>(rt) * ldx, ldx, std::min(MR, r1 - rt), wpp, W, P, 0, nullptr, 0, &m);
+        thr_tile_isa(isa, true, X + static_cast<size_t>(rt) * ldx, ldx, std::min(MR, r1 - rt), wpp, W, P, 0, nullptr, 0, &m);
     return m & valid;
 }
 
@@ -360,13 +363,14 @@ void Engine::blinear_rows(const Op& op, int r0, int r1, const uint64_t* X, int l
             const uint64_t* wpp = op.wp.data() + static_cast<size_t>(p) * op.W * NP;
             pc_tile(isa_, op.and_mode, Xt, ldx, R, wpp, op.W, s.pc.data());
             const int cmax = std::min(NP, op.N - p * NP);
-            if (!op.int_thr && raw == nullptr && isa_ == ISA_AVX512 && (op.out_mode == OUT_BITS || or_mode)) {
+            if (!op.int_thr && raw == nullptr && affine_bits_vector(isa_) && (op.out_mode == OUT_BITS || or_mode)) {
                 // vector float epilogue (DAB's AND product, or XNOR with a float affine): one mask per row
                 uint32_t masks[MR];
                 const int c0 = p * NP;
-                affine_bits_avx512(op.and_mode, s.pc.data(), R, s.rowpc.data(), op.and_mode ? op.ecnt.data() + c0 : nullptr,
-                                   op.mul.data() + c0, op.and_mode ? op.rowc.data() + c0 : nullptr, op.add.data() + c0,
-                                   op.Kv, op.lo, op.hi, op.offset, cmax, masks);
+                affine_bits_isa(isa_, op.and_mode, s.pc.data(), R, s.rowpc.data(),
+                                op.and_mode ? op.ecnt.data() + c0 : nullptr, op.mul.data() + c0,
+                                op.and_mode ? op.rowc.data() + c0 : nullptr, op.add.data() + c0, op.Kv, op.lo, op.hi,
+                                op.offset, cmax, masks);
                 for (int i = 0; i < R; ++i) {
                     if (or_mode) reinterpret_cast<uint32_t*>(s.orm.data())[p] |= masks[i];
                     else out32[static_cast<size_t>(rt + i) * ldo32 + p] = masks[i];

@@ -16,8 +16,8 @@ namespace onebit {
 // K valid bits, so its bit becomes [pc' <= K − P − 1]; neg[n] = 1 marks it.
 void fold_flips(uint64_t* w, int N, int W, int K, int64_t* P, const uint8_t* flip, uint8_t* neg);
 
-// The vector paths of a thresholded XNOR layer exist for this ISA and row width.
-inline bool has_fast_path(int isa, int W) { return isa == ISA_AVX512 || (isa == ISA_AVX2 && W <= SHORT_W); }
+// The vector paths of a thresholded XNOR layer exist for this ISA and row width (kernels.h).
+inline bool has_fast_path(int isa, int W) { return thr_fast_path(isa, W); }
 
 // channels of panel p that exist (the last panel may be partial)
 inline uint32_t panel_valid(int N, int p) {
