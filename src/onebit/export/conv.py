@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ExportError, _bn_affine, _check_binary_input
+from .builder import ExportError, _bn_affine, _check_binary_input
 
 
 def _sign_fold(g: np.ndarray, h: np.ndarray, relu: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -179,12 +179,14 @@ class _ConvGraph:
             mul, rmul, add = sig * S, sig * R, sig * C + kap
             out = self._new("bits", n, (ho, wo))
             if op["product"] == "xnor":
+                from onebit_runtime.bits import pack_flags
+
                 from onebit.export.fold import bound_dtype, popcount_bounds, thresholds
 
                 tau, flip = thresholds(mul.astype(np.float32), add.astype(np.float32), -np.inf, np.inf, 0.0, kv)
                 p, flip = popcount_bounds(tau, flip, kv)
                 self.tensors[pref + ".t"] = (p + 1).astype(bound_dtype(kv))
-                self.tensors[pref + ".f"] = np.packbits(flip.astype(np.uint8), bitorder="little")
+                self.tensors[pref + ".f"] = pack_flags(flip)
                 op.update(bound=pref + ".t", flip=pref + ".f")
             else:
                 self._affine(op, pref, mul, rmul, add, [None, None], w if op["weight_format"] == "f32" else None)
@@ -275,8 +277,10 @@ class _ConvGraph:
         if ph or pw:
             op["padding"] = [ph, pw]
         if invert is not None:
+            from onebit_runtime.bits import pack_flags
+
             tname = f"L{len(self.ops)}.i"
-            self.tensors[tname] = np.packbits(np.asarray(invert, np.uint8), bitorder="little")
+            self.tensors[tname] = pack_flags(invert)
             op["invert"] = tname
         self.ops.append(op)
         self.cur = out

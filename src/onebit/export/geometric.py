@@ -14,7 +14,7 @@ The geometry runs natively in the engine, index for index as :mod:`onebit.geomet
   MLP → pool → head.
 
 Each linear layer folds BN / LSR / scales into its epilogue exactly as the PointNet exporter
-(:class:`onebit.export._Builder`). Refused with a message naming the layer: segmentation tasks,
+(:class:`onebit.export.builder._Builder`). Refused with a message naming the layer: segmentation tasks,
 activations other than ReLU / Hardtanh (DGCNN's default LeakyReLU: the bipointnet preset uses
 Hardtanh), PointNet++ with extra input channels, and everything the PointNet exporter refuses.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ExportError, _Builder, _model_info, _pool_kind
+from .builder import ExportError, _Builder, _model_info, _pool_kind
 
 
 class _GeoBuilder(_Builder):
