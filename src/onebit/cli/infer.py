@@ -15,12 +15,16 @@ def register(subparsers) -> None:
                     "'label' dataset the accuracy is reported too. Sketch models also take image files "
                     "(.png, .jpg, ...): converted to grayscale with the ink as foreground (1 = ink, inverted "
                     "when the border is light, as in training) and resized to the model's input size.")
-    p.add_argument("model", help="a .onebit file written by `onebit export`")
+    p.add_argument("model", help="a .onebit file written by `onebit export`, or a zoo name (`onebit zoo`)")
     p.add_argument("input", help="input: .npy or .h5 (points or images), or an image file for sketch models")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--isa", choices=("avx512", "avx2", "scalar"), default=None,
                    help="force a kernel path (default: $ONEBIT_ISA or the best this CPU has)")
     p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT clouds")
+    p.add_argument("--up-axis", choices=("y", "z"), default="y",
+                   help="the input clouds' up axis: onebit's models (and the zoo) take y-up clouds, as the Stanford "
+                        "HDF5 files; z swaps y and z first, as onebit's loaders do for z-up data "
+                        "(../shared/data/modelnet40)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="print predictions (and logits) as JSON")
     p.set_defaults(func=run)
@@ -95,15 +99,36 @@ def _read_input(path: str, limit, model=None):
     return x, labels
 
 
+def _load_model(name: str, isa):
+    """``(model, class names or None)``: a .onebit file, or the engine file of a zoo entry (sha256-checked)
+    when no such file exists."""
+    import os
+
+    from onebit.runtime import load
+
+    if not os.path.exists(name):
+        from onebit import zoo
+
+        if name in zoo.names():
+            return zoo.engine(name, isa=isa), zoo.info(name).get("class_names") or None
+        if not name.endswith(".onebit"):
+            raise ValueError(f"{name}: no such file, and not a zoo entry (known: {', '.join(zoo.names()) or 'none'})")
+    return load(name, isa=isa), None
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from onebit.runtime import FormatError, load
+    from onebit.runtime import FormatError
+    from onebit.zoo import ZooError
 
     try:
-        model = load(args.model, isa=args.isa)
+        model, class_names = _load_model(args.model, args.isa)
         x, labels = _read_input(args.input, args.limit, model)
-    except (FormatError, ValueError) as e:
+        if args.up_axis == "z" and model.input_hw is None and x.shape[-1] >= 3:
+            perm = [0, 2, 1, 3, 5, 4] if x.shape[-1] == 6 else [0, 2, 1, *range(3, x.shape[-1])]
+            x = x[..., perm]
+    except (FormatError, ValueError, ZooError) as e:
         print(f"onebit infer: {e}", file=sys.stderr)
         return 1
     outs, step = [], max(1, args.batch_size)
@@ -122,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
                           "logits": np.round(logits, 6).tolist(), "accuracy": acc}))
     else:
         for i, p in enumerate(pred[:20]):
-            print(f"{i}: class {int(p)}" + (f" (label {int(labels[i])})" if labels is not None else ""))
+            named = f" {class_names[int(p)]}" if class_names and int(p) < len(class_names) else ""
+            print(f"{i}: class {int(p)}{named}" + (f" (label {int(labels[i])})" if labels is not None else ""))
         if len(pred) > 20:
             print(f"... {len(pred)} clouds")
         if acc is not None:
