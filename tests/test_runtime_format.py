@@ -347,3 +347,11 @@ def test_runtime_does_not_import_torch(tiny_file):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_engine_ema_offset_is_the_exporters():
+    """libonebit's planner folds δ*(n) for the point count it sees: the same double as the exporter's."""
+    from onebit.runtime import _engine
+
+    for n in list(range(1, 2100)) + [4096, 10**5, 10**9]:
+        assert _engine.ema_offset(n) == ema_offset(n), n
