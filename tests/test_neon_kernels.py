@@ -9,6 +9,7 @@ bit. Skips, saying why, without the cross compiler (Debian: g++-aarch64-linux-gn
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -34,7 +35,7 @@ def _build(cxx: str, extra: list[str], tag: str) -> Path:
     h.update(" ".join([cxx, *FLAGS, *extra]).encode())
     out = Path(tempfile.gettempdir()) / f"onebit-kernel-check-{tag}-{h.hexdigest()[:16]}"
     if not out.exists():
-        tmp = out.with_suffix(".tmp")
+        tmp = out.with_name(f"{out.name}.{os.getpid()}")  # pytest-xdist workers may build at once
         subprocess.run([cxx, *FLAGS, *extra, *map(str, SOURCES), "-o", str(tmp)], check=True,
                        capture_output=True, text=True)
         tmp.replace(out)
