@@ -13,12 +13,18 @@ A profile of the binarized step attributes its time to quantizers, binary layers
 
     python benchmarks/train_step.py --rounds 5 --steps 3 --threads 2 \
         --out benchmarks/results/train_step.json
+
+``--append`` keeps the file's earlier measurements: the run becomes one entry of its ``rows`` list
+(same fields, plus ``cpu``, ``model`` and ``epoch_s``: the median step × the steps of one
+ModelNet40 epoch, 9,843 shapes / batch), so before/after measurements of a speed-up and other
+hosts sit side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -28,10 +34,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+MODEL = "pointnet_vanilla"
+
+
 def make(binarize, num_classes=40):
     from onebit.models import create
 
-    return create("pointnet_vanilla", num_classes=num_classes, binarize=binarize)
+    return create(MODEL, num_classes=num_classes, binarize=binarize)
 
 
 class _Step:
@@ -151,17 +160,23 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
     p.add_argument("--variants", default="eager,bf16,compile,loader")
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--model", default="pointnet_vanilla", help="pointnet_vanilla, pointnet, pointnet_deploy")
+    p.add_argument("--binarize", default="bipointnet", help="the binarized variant's preset")
+    p.add_argument("--append", action="store_true",
+                   help="add this run to the file's 'rows' list instead of replacing the file")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/train_step.json"))
     args = p.parse_args(argv)
 
     import torch
 
+    global MODEL
+    MODEL = args.model
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     variants = [v for v in args.variants.split(",") if v]
     setups = {}
     skipped = {}
-    for prec, binarize in (("fp32", None), ("binary", "bipointnet")):
+    for prec, binarize in (("fp32", None), ("binary", args.binarize)):
         for v in variants:
             key = f"{prec}/{v}"
             try:
@@ -183,11 +198,14 @@ def main(argv=None) -> int:
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(
             f"{k}={statistics.median(v[-args.steps:]):.3f}s" for k, v in times.items()), file=sys.stderr)
     result = {
-        "benchmark": "vanilla PointNet train step (fwd + CE + bwd + Adam)",
+        "benchmark": f"{args.model} train step (fwd + CE + bwd + Adam), binary = {args.binarize}",
         "batch": args.batch, "points": args.points, "threads": args.threads, "rounds": args.rounds,
         "steps_per_round": args.steps, "torch": torch.__version__,
         "command": f"python benchmarks/train_step.py --rounds {args.rounds} --steps {args.steps} "
-                   f"--threads {args.threads} --batch {args.batch} --points {args.points} --variants {args.variants}",
+                   f"--threads {args.threads} --batch {args.batch} --points {args.points} --variants {args.variants}"
+                   + (f" --model {args.model}" if args.model != "pointnet_vanilla" else "")
+                   + (f" --binarize {args.binarize}" if args.binarize != "bipointnet" else "")
+                   + (" --no-profile" if args.no_profile else "") + (" --append" if args.append else ""),
         "variants": {k: {"median_s": round(statistics.median(v), 4), "min_s": round(min(v), 4),
                          "max_s": round(max(v), 4), "n": len(v)} for k, v in times.items()},
         "skipped": skipped,
@@ -202,10 +220,21 @@ def main(argv=None) -> int:
         fp = statistics.median(times["fp32/eager"])
         result["speedup_vs_fp32_eager"] = {k: round(fp / statistics.median(v), 3) for k, v in times.items()}
     if not args.no_profile:
-        result["profile_binary_eager"] = profile_breakdown(make("bipointnet"), args.batch, args.points)
+        result["profile_binary_eager"] = profile_breakdown(make(args.binarize), args.batch, args.points)
         result["profile_fp32_eager"] = profile_breakdown(make(None), args.batch, args.points)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.append:
+        from onebit.train.amp import cpu_model
+
+        steps_per_epoch = 9843 // args.batch
+        result = {"model": args.model, "cpu": cpu_model(), "load_avg_1m": round(os.getloadavg()[0], 2), **result,
+                  "epoch_s": {k: round(statistics.median(v) * steps_per_epoch, 1) for k, v in times.items()}}
+        doc = json.loads(out.read_text()) if out.exists() else {}
+        doc.setdefault("rows", []).append(result)
+        out.write_text(json.dumps(doc, indent=2) + "\n")
+    else:
+        out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("variants", "binary_over_fp32", "skipped")}, indent=2))
     return 0
 
