@@ -35,7 +35,9 @@ __all__ = ["ZooError", "ENTRIES_DIR", "BUDGET_BYTES", "names", "info", "load", "
            "total_bytes"]
 
 ENTRIES_DIR = Path(__file__).resolve().parent / "entries"
-BUDGET_BYTES = 20 * 2**20  # every shipped file of every entry together (the package stays small)
+"""The folder of the shipped entries (package data): ``NAME.json``, ``NAME.safetensors``, ``NAME.onebit``."""
+BUDGET_BYTES = 20 * 2**20
+"""Size limit of every shipped file of every entry together (the package stays small)."""
 
 
 class ZooError(ValueError):

@@ -29,7 +29,8 @@ from onebit.zoo import BUDGET_BYTES, ENTRIES_DIR, ZooError, total_bytes
 
 __all__ = ["build_entry", "eval_split", "predict", "parity_clouds"]
 
-CHECK_SHAPES = 128  # the first shapes of the fixed test draw: a cheap re-measurement for the tests
+CHECK_SHAPES = 128
+"""How many of the first test shapes get their predictions stored (``check``): a cheap re-measurement."""
 
 
 def eval_split(cfg: dict, data_root: str | None = None, test_seed: int = 0):

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 FORMAT = "onebit-zoo/1"
+"""The ``format`` recorded in a zoo weights file's safetensors metadata."""
 FORMS = ("mag", "affine")
+"""The compact forms of a binary layer's weight, tried in this order (see the module docstring)."""
 
 
 def _expand(signs_packed: np.ndarray, shape: tuple[int, ...], mag: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
