@@ -168,8 +168,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("test OA %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.text(0.01, 0.01, "dotted: the paper's OA; command: python benchmarks/bipointnet_modelnet40.py --plot "
-             + str(path), fontsize=7)
+    fig.text(0.01, 0.01, "dotted: the paper's OA · python benchmarks/bipointnet_modelnet40.py --plot PNG", fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
