@@ -56,7 +56,7 @@ def test_weights_are_safetensors_without_pickle():
         assert b"pickle" not in data[:8 + n] and not data.startswith(b"PK")
 
 
-@pytest.mark.parametrize("name", [n for n in REQUIRED if n != "pointnet-fp-modelnet40"])
+@pytest.mark.parametrize("name", [n for n in zoo.names() if zoo.info(n)["engine"]])
 def test_shipped_engine_equals_torch_float64(name):
     m = zoo.info(name)
     eng = zoo.engine(name)
@@ -133,7 +133,7 @@ def test_cli_zoo_and_infer_by_name(tmp_path, capsys):
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("name", zoo.names())
 def test_shipped_accuracy_on_real_modelnet40(name, shared_data):
     """The metadata's numbers re-measured on the real test split (same protocol, same fixed draw):
     the whole split through the engine, the stored first-shapes check for torch-measured entries."""
