@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -120,10 +121,18 @@ void Engine::check_input(const float* x, int B, int N, int C) const {
     if (bufs_[0].rows > 0 && N != bufs_[0].rows)
         throw std::invalid_argument("input has " + std::to_string(N) + " rows (pixels), the model expects " +
                                     std::to_string(bufs_[0].rows));
-    for (const BufSpec& b : bufs_)  // every buffer's row count (N * mult) and size must stay addressable
-        if (!b.rows && !b.pooled && (static_cast<long long>(N) * b.mult > (1LL << 30) ||
-                                     static_cast<long long>(N) * b.mult * b.ld > (1LL << 36)))
+    // every buffer's row count (N * mult) must stay an int, and one cloud's workspace must stay allocatable (a
+    // crafted file could declare buffers no machine holds: refuse it here, not with bad_alloc in a thread)
+    double bytes = 0;
+    for (const BufSpec& b : bufs_) {
+        if (!b.rows && !b.pooled && static_cast<long long>(N) * b.mult > (1LL << 30))
             throw std::invalid_argument("input has " + std::to_string(N) + " points, too many for this model's buffers");
+        bytes += static_cast<double>(nrows(b, N)) * b.ld * (b.bits ? 8 : 4);
+    }
+    if (bytes > static_cast<double>(1ULL << 33))
+        throw std::invalid_argument("one cloud of " + std::to_string(N) + " rows needs " +
+                                    std::to_string(static_cast<long long>(bytes / (1 << 20))) +
+                                    " MiB of buffers (at most 8192 MiB)");
     // a NaN / inf would silently become a 0 bit: refuse it, naming where it is
     const size_t n = static_cast<size_t>(B) * N * C;
     for (size_t i = 0; i < n; ++i)
@@ -151,9 +160,18 @@ void Engine::run(const float* xin, int B, int N, float* res, int threads, std::v
     if (B >= threads || threads == 1) {
         const int nt = std::max(1, std::min(threads, B));
         std::vector<std::vector<double>> tprof(prof ? nt : 0, std::vector<double>(ops_.size(), 0.0));
+        std::exception_ptr error;  // an exception must not leave an OpenMP region: the first is rethrown after it
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (int b = 0; b < B; ++b)
-            forward(xin + b * in_stride, N, res + b * out_stride, 1, nullptr, prof ? &tprof[omp_get_thread_num()] : nullptr);
+        for (int b = 0; b < B; ++b) {
+            try {
+                forward(xin + b * in_stride, N, res + b * out_stride, 1, nullptr,
+                        prof ? &tprof[omp_get_thread_num()] : nullptr);
+            } catch (...) {
+#pragma omp critical(onebit_run_error)
+                if (!error) error = std::current_exception();
+            }
+        }
+        if (error) std::rethrow_exception(error);
         if (prof)
             for (auto& t : tprof)
                 for (size_t i = 0; i < t.size(); ++i) (*prof)[i] += t[i];
