@@ -450,20 +450,22 @@ def _read_bitmap_source(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def _per_class_split(labels: np.ndarray, num_classes: int, split: str, per_class: int | None,
-                     test_fraction: float, *, keep_singletons: bool) -> np.ndarray:
+                     test_fraction: float, *, keep_singletons: bool, test_count: int | None = None,
+                     train_count: int | None = None) -> np.ndarray:
     """Sorted indices of ``split``: per class the first ``per_class`` items, the last
-    ``test_fraction`` of them (at least one) as test, the rest as train ("all" keeps both).
-    With ``keep_singletons`` a class with a single item keeps it in train."""
+    ``test_fraction`` of them (at least one; exactly ``test_count`` if given) as test, the rest
+    (its first ``train_count`` if given) as train ("all" keeps both). With ``keep_singletons`` a
+    class with a single item keeps it in train."""
     sel = []
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
         if per_class is not None:
             idx = idx[:per_class]
-        n_test = max(1, round(len(idx) * test_fraction))
+        n_test = max(1, round(len(idx) * test_fraction)) if test_count is None else min(int(test_count), len(idx))
         if keep_singletons and len(idx) <= 1:
             n_test = 0
         if split == "train":
-            idx = idx[: len(idx) - n_test]
+            idx = idx[: len(idx) - n_test][:train_count]
         elif split == "test":
             idx = idx[len(idx) - n_test :]
         sel.append(idx)
@@ -473,13 +475,17 @@ def _per_class_split(labels: np.ndarray, num_classes: int, split: str, per_class
 @register_dataset("quickdraw_bitmap", domain="sketch")
 def quickdraw_bitmap(split: str = "train", paths: str | os.PathLike | Sequence | None = None,
                      test_fraction: float = 1 / 6, per_class: int | None = None,
+                     test_per_class: int | None = None, train_per_class: int | None = None,
                      stroke_width: int | None = None, **opts) -> SketchDataset:
     """QuickDraw ``numpy_bitmap`` (28x28, white ink on black): ``.npy`` files (N, 784) uint8 per
     class (class = file stem), a folder of them, or the shared ``.h5`` copies (default: both
     files, 10 classes; a class in several files, such as bicycle, is merged into one).
 
     QuickDraw has no official split: the last ``test_fraction`` of each class (in file order)
-    is the test set; ``per_class`` keeps the first N drawings of each class before splitting."""
+    is the test set; ``per_class`` keeps the first N drawings of each class before splitting.
+    ``test_per_class`` takes exactly the last N of those as test instead of a fraction, and
+    ``train_per_class`` keeps only the first N of the rest for training (so runs with different
+    training sizes share one test set)."""
     _check_split(split, "quickdraw_bitmap")
     if paths is None:
         paths = _default_quickdraw_bitmaps()
@@ -505,7 +511,11 @@ def quickdraw_bitmap(split: str = "train", paths: str | os.PathLike | Sequence |
     labels = np.array([cidx[n] for n in names], dtype=np.int64)
     if not 0 < test_fraction < 1:
         raise ValueError(f"quickdraw_bitmap: test_fraction must be in (0, 1), got {test_fraction}")
-    sel = _per_class_split(labels, len(classes), split, per_class, test_fraction, keep_singletons=False)
+    for key, v in (("test_per_class", test_per_class), ("train_per_class", train_per_class)):
+        if v is not None and int(v) < 1:
+            raise ValueError(f"quickdraw_bitmap: {key} must be >= 1, got {v}")
+    sel = _per_class_split(labels, len(classes), split, per_class, test_fraction, keep_singletons=False,
+                           test_count=test_per_class, train_count=train_per_class)
     transform = _build_transform(split, {"resize": None, "crop": None}, opts)
     _no_extra(opts, "quickdraw_bitmap")
     return _ArrayDataset(images[sel], labels[sel], classes, split, "light_on_dark", transform=transform,
