@@ -272,8 +272,51 @@ def table_plot(args) -> None:
         ds.git_commit([png], "DAB-Net Table 2 figure (accuracy per setting, error bars) from the rows so far")
 
 
+def job_argv(args, it: dict) -> list[str]:
+    """The command a lane runs for a job (its unfinished units only)."""
+    g = it["group"]
+    flag = "--seeds" if g["dataset"] == "quickdraw" else "--folds"
+    argv = ["nice", "-n", str(args.nice), sys.executable, str(ds.REPO / "benchmarks" / "dab_sketch.py"),
+            *group_args(g), "--settings", it["setting"], flag, ",".join(map(str, it["left"])),
+            "--amp", it["amp"], "--threads", "1", "--json", str(args.json), "--out", str(args.runs)]
+    if args.smoke:  # tiny runs of the same commands (later flags win)
+        argv += (SMOKE_QD if g["dataset"] == "quickdraw" else SMOKE_SK)
+    if not args.no_commit:
+        argv.append("--commit")
+    return argv
+
+
+def _take(queue: list[dict], left_min: float) -> dict | None:
+    """Pop the first job whose estimate fits ``left_min``."""
+    for i, it in enumerate(queue):
+        if it["left_min"] <= left_min:
+            return queue.pop(i)
+    return None
+
+
+def dry_run(items: list[dict], args) -> int:
+    """What ``--run`` would start, lane by lane, with each job taking its estimate (a simulated clock)."""
+    queue = [i for i in items if i["left"]]
+    clock = [0.0] * args.lanes
+    open_lanes = set(range(args.lanes))
+    while open_lanes:
+        lane = min(open_lanes, key=lambda k: clock[k])
+        it = _take(queue, args.hours * 60 - clock[lane])
+        if it is None:
+            open_lanes.discard(lane)
+            continue
+        print(f"[+{clock[lane]:5.0f} min] lane {chr(65 + lane)}: {it['id']} (est {it['left_min']:.0f} min): "
+              f"{shlex.join(job_argv(args, it))}")
+        clock[lane] += it["left_min"]
+    print(f"session estimate: lanes {', '.join(f'{c:.0f}' for c in clock)} min; {len(queue)} job(s) left for "
+          f"later sessions: {', '.join(i['id'] for i in queue)}")
+    return 0
+
+
 def run_session(items: list[dict], args) -> int:
     """Two (``--lanes``) worker threads, each running the next unfinished job that fits the time left."""
+    if args.dry_run:
+        return dry_run(items, args)
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + args.hours * 3600
@@ -281,30 +324,16 @@ def run_session(items: list[dict], args) -> int:
     lock = threading.Lock()
     ran: list[tuple[str, int]] = []
 
-    def take() -> dict | None:
-        with lock:
-            left_min = (deadline - time.time()) / 60
-            for i, it in enumerate(queue):
-                if it["left_min"] <= left_min:
-                    return queue.pop(i)
-            return None
-
     def worker(lane: str) -> None:
-        while (it := take()) is not None:
-            g = it["group"]
-            flag = "--seeds" if g["dataset"] == "quickdraw" else "--folds"
-            argv = ["nice", "-n", str(args.nice), sys.executable, str(ds.REPO / "benchmarks" / "dab_sketch.py"),
-                    *group_args(g), "--settings", it["setting"], flag, ",".join(map(str, it["left"])),
-                    "--amp", it["amp"], "--threads", "1", "--json", str(args.json), "--out", str(args.runs)]
-            if args.smoke:  # tiny runs of the same commands (later flags win)
-                argv += (SMOKE_QD if g["dataset"] == "quickdraw" else SMOKE_SK)
-            if not args.no_commit:
-                argv.append("--commit")
+        while True:
+            with lock:
+                it = _take(queue, (deadline - time.time()) / 60)
+            if it is None:
+                return
+            argv = job_argv(args, it)
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            stamp = time.strftime("%H:%M:%S")
-            print(f"[{stamp}] lane {lane}: {it['id']} (est {it['left_min']:.0f} min): {shlex.join(argv)}", flush=True)
-            if args.dry_run:
-                continue
+            print(f"[{time.strftime('%H:%M:%S')}] lane {lane}: {it['id']} (est {it['left_min']:.0f} min): "
+                  f"{shlex.join(argv)}", flush=True)
             with open(logs / f"{it['id']}.log", "a") as log:
                 rc = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ds.REPO, env=env)
             with lock:
@@ -317,14 +346,14 @@ def run_session(items: list[dict], args) -> int:
     threads = [threading.Thread(target=worker, args=(chr(65 + k),)) for k in range(args.lanes)]
     for t in threads:
         t.start()
-        time.sleep(0 if args.dry_run else 2)
+        time.sleep(2)
     for t in threads:
         t.join()
-    if ran and not args.dry_run and not args.smoke:
+    if ran and not args.smoke:
         table_plot(args)
     failed = [j for j, rc in ran if rc != 0]
-    print(f"session over: {len(ran)} job(s) run, {len(failed)} failed {failed}; "
-          f"{sum(1 for i in queue)} left for later sessions", flush=True)
+    print(f"session over: {len(ran)} job(s) run, {len(failed)} failed {failed}; {len(queue)} job(s) left for later "
+          "sessions (run the same command again next session)", flush=True)
     return 1 if failed else 0
 
 

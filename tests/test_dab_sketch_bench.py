@@ -276,7 +276,8 @@ def test_campaign_dry_run(tmp_path, capsys):
     assert camp.main(["--run", "--dry-run", "--only", "san-qd-fp-s0|res-qd-xnor-s2", "--json",
                       str(tmp_path / "none.json"), "--no-commit"]) == 0
     out = capsys.readouterr().out
-    assert out.count("lane ") == 2 and "--settings fp --seeds 0" in out and "--settings xnor --seeds 2" in out
+    assert out.count("] lane ") == 2 and "--settings fp --seeds 0" in out and "--settings xnor --seeds 2" in out
+    assert "lane A" in out and "lane B" in out and "0 job(s) left" in out
     assert out.count("--amp auto") == 2  # no timings in that file: the trainer decides
     # with timings on this CPU: bf16 only where it is >= 1.15x faster
     amp = [{"cpu": "c", "model": "sketch_a_net", "size": 28, "width": 0.5, "setting": s, "bf16_speedup_cpu": v}
