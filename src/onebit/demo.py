@@ -364,7 +364,7 @@ def _zoo_step(console, name: str) -> dict[str, Any] | None:
         f"{points} points ({meta['oa_measured_with'].split(' (')[0]}, from the zoo metadata)\n"
         f"  file {eng_bytes / 1024:.0f} KB vs FP32 state_dict {fp32_bytes / 2**20:.2f} MB -> "
         f"{fp32_bytes / eng_bytes:.1f}x smaller\n"
-        f"  batch 1, {points} points, 1 thread: engine {e_ms:.3f} ms vs best FP32 PyTorch ({label}) "
+        f"  batch 1, {points} random points (as onebit.export.bench), 1 thread: engine {e_ms:.3f} ms vs best FP32 PyTorch ({label}) "
         f"{t_ms:.3f} ms -> {t_ms / e_ms:.1f}x faster (median of 5 interleaved rounds)",
         highlight=False, soft_wrap=True)
     return {"name": name, "oa": meta["oa"], "epochs": meta["epochs"], "schedule": sched, "points": points,
