@@ -105,9 +105,10 @@ def row_config(key: str, args) -> dict:
 
 
 def _replace_row(results: list[dict], row: dict) -> list[dict]:
-    """``results`` with ``row`` in place of the row of the same model, method and schedule."""
-    return [r for r in results if not (r["model"] == row["model"] and r["method"] == row["method"]
-                                       and r.get("schedule") == row.get("schedule"))] + [row]
+    """``results`` with ``row`` in place of the row of the same model, method, schedule, epochs and
+    points (a 200-epoch row sits beside the 100-epoch one)."""
+    key = ("model", "method", "schedule", "epochs", "points")
+    return [r for r in results if any(r.get(k) != row.get(k) for k in key)] + [row]
 
 
 def _curve(run_dir: Path) -> list[list[float]]:
