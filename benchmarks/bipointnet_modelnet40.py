@@ -111,23 +111,20 @@ def _replace_row(results: list[dict], row: dict) -> list[dict]:
     return [r for r in results if any(r.get(k) != row.get(k) for k in key)] + [row]
 
 
-def _curve(run_dir: Path) -> list[list[float]]:
-    """``[epoch, test_oa]`` for every evaluated epoch of the run (1-based epochs), from metrics.jsonl."""
-    out = []
+def _logged_epochs(run_dir: Path) -> list[dict]:
+    """The run's per-epoch rows (metrics.jsonl; empty for a run not started)."""
     path = run_dir / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        row = json.loads(line)
-        if "oa" in row:
-            out.append([int(row["epoch"]) + 1, round(float(row["oa"]), 2)])
-    return out
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _earlier_wall(run_dir: Path) -> float:
-    """Seconds the epochs logged before this process (a resumed run) took, from metrics.jsonl."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return 0.0
-    return sum(float(json.loads(line).get("time_s", 0.0)) for line in path.read_text().splitlines())
+def _curve(epochs: list[dict]) -> list[list[float]]:
+    """``[epoch, test_oa]`` for every evaluated epoch (1-based epochs)."""
+    return [[int(r["epoch"]) + 1, round(float(r["oa"]), 2)] for r in epochs if "oa" in r]
+
+
+def _wall(epochs: list[dict]) -> float:
+    """Seconds the logged epochs took (for a resumed run, the ones before this process)."""
+    return sum(float(r.get("time_s", 0.0)) for r in epochs)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -241,10 +238,10 @@ def main(argv=None) -> int:
         t0 = time.time()
         run_dir = Path(args.runs) / key
         resume = not args.fresh and (run_dir / "last.ckpt").exists()
-        earlier = _earlier_wall(run_dir) if resume else 0.0
+        earlier = _wall(_logged_epochs(run_dir)) if resume else 0.0
         res = run(cfg, run_dir, resume=resume, progress=False)
         wall = time.time() - t0 + earlier
-        curve = _curve(run_dir)
+        curve = _curve(_logged_epochs(run_dir))
         row = {
             "model": model,
             "method": method,

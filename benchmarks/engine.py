@@ -37,19 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def machine() -> dict:
     """CPU model, vCPU count and the ISA flags that matter here (figures differ between hosts)."""
-    info = {"cpu": platform.processor() or platform.machine(), "vcpus": os.cpu_count(), "flags": []}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and info["cpu"] in ("", platform.machine(), platform.processor()):
-                info["cpu"] = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                info["flags"] = [f for f in ("avx2", "avx512f", "avx512_vpopcntdq", "avx512_bf16", "amx_bf16")
-                                 if f in have]
-                break
-    except OSError:
-        pass
+    from onebit.train.amp import cpu_flags, cpu_model
+
+    have = cpu_flags()
+    info = {"cpu": cpu_model(), "vcpus": os.cpu_count(),
+            "flags": [f for f in ("avx2", "avx512f", "avx512_vpopcntdq", "avx512_bf16", "amx_bf16") if f in have]}
     from onebit.runtime import _engine as E
 
     info["engine_isa"] = E.best_isa()

@@ -34,13 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-MODEL = "pointnet_vanilla"
-
-
-def make(binarize, num_classes=40):
+def make(binarize, model="pointnet_vanilla", num_classes=40):
     from onebit.models import create
 
-    return create(MODEL, num_classes=num_classes, binarize=binarize)
+    return create(model, num_classes=num_classes, binarize=binarize)
 
 
 class _Step:
@@ -169,8 +166,6 @@ def main(argv=None) -> int:
 
     import torch
 
-    global MODEL
-    MODEL = args.model
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     variants = [v for v in args.variants.split(",") if v]
@@ -180,7 +175,7 @@ def main(argv=None) -> int:
         for v in variants:
             key = f"{prec}/{v}"
             try:
-                step = _Step(make(binarize), args.batch, args.points, amp=v == "bf16", compile_=v == "compile",
+                step = _Step(make(binarize, args.model), args.batch, args.points, amp=v == "bf16", compile_=v == "compile",
                              loader=v == "loader")
                 step()  # warm-up (compilation, LSR data init, allocator)
                 step()
@@ -220,8 +215,8 @@ def main(argv=None) -> int:
         fp = statistics.median(times["fp32/eager"])
         result["speedup_vs_fp32_eager"] = {k: round(fp / statistics.median(v), 3) for k, v in times.items()}
     if not args.no_profile:
-        result["profile_binary_eager"] = profile_breakdown(make(args.binarize), args.batch, args.points)
-        result["profile_fp32_eager"] = profile_breakdown(make(None), args.batch, args.points)
+        result["profile_binary_eager"] = profile_breakdown(make(args.binarize, args.model), args.batch, args.points)
+        result["profile_fp32_eager"] = profile_breakdown(make(None, args.model), args.batch, args.points)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.append:

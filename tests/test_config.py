@@ -136,7 +136,7 @@ def test_amp_auto_follows_the_cpu(monkeypatch):
     assert amp.resolve_amp("off", "cpu") is False and amp.resolve_amp("bf16", "cpu") is True
     for flags, want in ((frozenset({"avx2", "avx512_bf16"}), True), (frozenset({"amx_bf16"}), True),
                         (frozenset({"avx2", "avx512f"}), False), (frozenset(), False)):
-        monkeypatch.setattr(amp, "_cpu_flags", lambda flags=flags: flags)
+        monkeypatch.setattr(amp, "cpu_flags", lambda flags=flags: flags)
         assert amp.resolve_amp("auto", "cpu") is want
     with pytest.raises(ValueError, match="auto, bf16, off"):
         amp.resolve_amp("fp16", "cpu")

@@ -52,19 +52,25 @@ def _check(name: str, x: torch.Tensor, what: str, dims: int = 3) -> None:
         raise ValueError(f"geometry.{name}: {what} must be a {dims}-D tensor, got {shape}")
 
 
-def _selection_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """E(a_i, b_j) of the module docstring: (B, N, C), (B, M, C) → float64 (B, N, M).
-
-    Σ_c (a_c − b_c)² in float64, channel order, square and add as separate roundings (the engine
-    is compiled with -ffp-contract=off and does the same operations in the same order)."""
-    a64, b64 = a.detach().double(), b.detach().double()
+def _ordered_sqdist64(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ_c (a_c − b_c)² of (B, N, C), (B, M, C) → float64 (B, N, M): channels in order, square and
+    add as separate roundings (the engine is compiled with -ffp-contract=off and does the same
+    operations in the same order). In place unless a gradient is needed."""
+    a64, b64 = a.double(), b.double()
+    grad = a64.requires_grad or b64.requires_grad
     d = None
     for i in range(a.shape[2]):
         diff = a64[:, :, i, None] - b64[:, None, :, i]
-        d = diff.square_() if d is None else d.add_(diff.square_())
+        sq = diff.square() if grad else diff.square_()
+        d = sq if d is None else (d + sq if grad else d.add_(sq))
     if d is None:
         return a64.new_zeros(a.shape[0], a.shape[1], b.shape[1])
     return d
+
+
+def _selection_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """E(a_i, b_j) of the module docstring: (B, N, C), (B, M, C) → float64 (B, N, M), no gradient."""
+    return _ordered_sqdist64(a.detach(), b.detach())
 
 
 def square_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -82,15 +88,7 @@ def square_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         )
     c = a.shape[2]
     if c <= _DIRECT_MAX_CHANNELS:
-        if not (a.requires_grad or b.requires_grad):
-            return _selection_distance(a, b).to(a.dtype)
-        d = None
-        for i in range(c):
-            diff = (a[:, :, i, None] - b[:, None, :, i]).double()
-            d = diff.square() if d is None else d + diff.square()
-        if d is None:
-            return a.new_zeros(a.shape[0], a.shape[1], b.shape[1])
-        return d.to(a.dtype)
+        return _ordered_sqdist64(a, b).to(a.dtype)
     aa = a.square().sum(-1, keepdim=True)
     bb = b.square().sum(-1).unsqueeze(1)
     return torch.baddbmm(aa + bb, a, b.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
@@ -142,14 +140,9 @@ def farthest_point_sample(
     out = torch.empty(b, npoint, dtype=torch.long, device=dev)
     mind = torch.full((b, n), float("inf"), dtype=torch.float64, device=dev)
     bidx = torch.arange(b, device=dev)
-    xyz64 = xyz.detach().double()
     for t in range(npoint):
         out[:, t] = cur
-        centre = xyz64[bidx, cur].unsqueeze(1)  # (B, 1, C)
-        d = None
-        for i in range(xyz.shape[2]):  # the selection distance E: float64, channel order, no FMA
-            diff = xyz64[:, :, i] - centre[:, :, i]
-            d = diff.square_() if d is None else d.add_(diff.square_())
+        d = _selection_distance(xyz, xyz[bidx, cur].unsqueeze(1))[..., 0]  # E to the new centre, (B, N)
         torch.minimum(mind, d, out=mind)
         cur = mind.argmax(dim=1)  # first maximal index on ties (documented torch behaviour)
     return out

@@ -12,13 +12,14 @@ import functools
 import platform
 from pathlib import Path
 
-__all__ = ["cpu_native_bf16", "cpu_model", "resolve_amp"]
+__all__ = ["cpu_flags", "cpu_native_bf16", "cpu_model", "resolve_amp"]
 
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 @functools.lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset[str]:
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``'s ``flags``, or ``Features`` on ARM); empty if unreadable."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -31,7 +32,7 @@ def _cpu_flags() -> frozenset[str]:
 
 def cpu_native_bf16() -> bool:
     """True if this CPU has a native bf16 matrix/dot-product unit (AMX-BF16 or AVX512-BF16)."""
-    return any(f in _cpu_flags() for f in _BF16_FLAGS)
+    return any(f in cpu_flags() for f in _BF16_FLAGS)
 
 
 @functools.lru_cache(maxsize=1)
