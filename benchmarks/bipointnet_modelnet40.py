@@ -33,6 +33,21 @@ PAPER = {
     ("pointnet", "bnn+ema-max"): 16.2,
     ("pointnet_vanilla", "xnor"): 61.0,
     ("pointnet", "bipointnet"): 86.4,
+    ("pointnet", "bnn+lsr"): 4.1,
+    ("pointnet", "bipointnet-avg"): 82.5,
+    # Table 4 (deployment net, A72/A53 rows): (b) first+last float, (c) last layer 1-bit, (f) no BN
+    ("pointnet_deploy", "bipointnet"): 85.62,
+    ("pointnet_deploy", "bipointnet, last layer 1-bit"): 84.60,
+    ("pointnet_deploy", "bipointnet, first layer 1-bit"): 5.31,
+    ("pointnet_deploy", "bipointnet, first and last layer 1-bit"): 4.86,
+    ("pointnet_deploy", "bipointnet, no BN (LSR only)"): 85.13,
+}
+
+# Table 4 (f): BN after the float first layer only; the binary layers keep their bias and scale by LSR alone
+NO_BN_SPEC = {
+    "preset": "bipointnet",
+    "bias": "keep",
+    "model_options": {"pool": "ema-max", "act": "hardtanh", "preact": True, "hidden_bn": False},
 }
 
 DAB_SPEC = {
@@ -61,6 +76,8 @@ ROWS = {
     "pointnet_bnn_ema": ("pointnet", "bnn+ema-max", "bnn+ema-max"),
     "pointnet_xnor": ("pointnet", "xnor", "xnor"),
     "pointnet_xnor_ema": ("pointnet", "xnor+ema-max", "xnor+ema-max"),
+    "pointnet_bnn_lsr": ("pointnet", "bnn+lsr", "bnn+lsr"),
+    "pointnet_bipointnet_avg": ("pointnet", "bipointnet-avg", "bipointnet-avg"),
     # the paper's deployment net (Fig. 6 / Table 4: 3-64-128-1024, FC 1024-512-256-40): its checkpoint feeds
     # `benchmarks/engine.py --checkpoint` (Table 4 accuracy, engine early exit on real clouds)
     "deploy_fp": ("pointnet_deploy", "fp", None),
@@ -72,6 +89,7 @@ ROWS = {
                          {"preset": "bipointnet", "keep_float": ["last"]}),
     "deploy_fl_ll_binary": ("pointnet_deploy", "bipointnet, first and last layer 1-bit",
                             {"preset": "bipointnet", "keep_float": []}),
+    "deploy_no_bn": ("pointnet_deploy", "bipointnet, no BN (LSR only)", NO_BN_SPEC),
 }
 
 DEFAULT_ROWS = ("vanilla_fp", "vanilla_bnn", "vanilla_xnor", "vanilla_xnor_ema", "vanilla_bipointnet", "vanilla_dab",

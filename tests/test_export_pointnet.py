@@ -123,6 +123,22 @@ def test_binary_last_and_first_layer(tmp_path):
     assert info["float_layers"] == 0
 
 
+def test_no_bn_deploy_net_table4_f(tmp_path):
+    # Table 4 (f): BN after the float first layer only; binary layers scale by LSR and keep a bias
+    spec = onebit.convert.resolve_spec("bipointnet", bias="keep", model_options={
+        "pool": "ema-max", "act": "hardtanh", "preact": True, "hidden_bn": False})
+    model = calibrated_model("pointnet_deploy", spec, seed=9, points=64)
+    bns = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert bns == ["mlp1.0.bn"]
+    with torch.no_grad():  # non-zero biases, so the epilogue's bias term is exercised
+        for m in model.modules():
+            if getattr(m, "lsr", None) is not None:
+                m.bias.copy_(0.5 * torch.randn_like(m.bias))
+    info, _ = _check(model, tmp_path, torch.randn(2, 40, 3))
+    assert info["float_layers"] == 2
+    assert info["file_bytes"] <= 165_000
+
+
 def test_file_size_deploy(tmp_path):
     model = calibrated_model("pointnet_deploy", "bipointnet", seed=8, points=32)
     info = onebit.export(model, tmp_path / "d.onebit")

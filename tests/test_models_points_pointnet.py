@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from onebit.models import create
+from onebit.models._point_blocks import SharedMLP
 
 
 def _linears(model):
@@ -40,6 +41,18 @@ def test_vanilla_and_deploy_layouts():
     assert dep.onebit_keep_float == ("mlp1.0.linear", "head.out")
     # encoder's last layer: Linear → BN → pool (no activation before the global pool)
     assert isinstance(dep.mlp2[-1].act, nn.Identity)
+
+
+def test_hidden_bn_false_keeps_bn_after_the_first_layer_only():
+    model = create("pointnet_deploy", 40, hidden_bn=False)
+    bns = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert bns == ["mlp1.0.bn"]
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert linears["mlp1.0.linear"].bias is None  # BN follows it
+    assert all(m.bias is not None for n, m in linears.items() if n != "mlp1.0.linear")
+    assert model(torch.randn(2, 32, 3)).shape == (2, 40)
+    with pytest.raises(ValueError, match="bn must be"):
+        SharedMLP(3, [8], bn="last")
 
 
 def test_binarized_pointnet_has_15_binary_layers():

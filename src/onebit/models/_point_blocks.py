@@ -95,13 +95,21 @@ class LinearBlock(nn.Module):
 
 
 class SharedMLP(nn.Sequential):
-    """Chain of LinearBlocks cin → widths[0] → … ; ``last_act=False`` drops the final activation."""
+    """Chain of LinearBlocks cin → widths[0] → … ; ``last_act=False`` drops the final activation.
 
-    def __init__(self, cin: int, widths: Sequence[int], act: str = "relu", last_act: bool = True):
+    ``bn=False`` builds the blocks without BatchNorm (each Linear then keeps its bias); ``bn="first"``
+    keeps it on the first block only (BiPointNet Table 4 (f): LSR replaces BN after the float first layer).
+    """
+
+    def __init__(self, cin: int, widths: Sequence[int], act: str = "relu", last_act: bool = True,
+                 bn: bool | str = True):
+        if bn not in (True, False, "first"):
+            raise ValueError(f"SharedMLP: bn must be True, False or 'first', got {bn!r}")
         blocks = []
         for i, w in enumerate(widths):
             is_last = i == len(widths) - 1
-            blocks.append(LinearBlock(cin, w, act if (last_act or not is_last) else None))
+            with_bn = bn is True or (bn == "first" and i == 0)
+            blocks.append(LinearBlock(cin, w, act if (last_act or not is_last) else None, bn=with_bn))
             cin = w
         super().__init__(*blocks)
         self.out_channels = cin
@@ -151,9 +159,10 @@ class Head(nn.Module):
     Works on (B, C) global features (classification) and (B, N, C) point features (segmentation).
     """
 
-    def __init__(self, cin: int, widths: Sequence[int], num_classes: int, act: str, dropout: float):
+    def __init__(self, cin: int, widths: Sequence[int], num_classes: int, act: str, dropout: float,
+                 bn: bool = True):
         super().__init__()
-        self.mlp = SharedMLP(cin, widths, act)
+        self.mlp = SharedMLP(cin, widths, act, bn=bn)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.out = nn.Linear(self.mlp.out_channels, num_classes)
 

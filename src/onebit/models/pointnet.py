@@ -77,6 +77,7 @@ class PointNet(nn.Module):
         dropout: float = 0.4,
         num_categories: int = 16,
         width: float = 1.0,
+        hidden_bn: bool = True,
         name: str = "pointnet",
     ):
         super().__init__()
@@ -94,21 +95,26 @@ class PointNet(nn.Module):
         w1 = [scaled(width, c) for c in mlp1]
         w2 = [scaled(width, c) for c in mlp2]
         self.input_tnet = TNet(in_channels, 3, pool=pool, act=act, width=width) if input_transform else None
-        self.mlp1 = SharedMLP(in_channels, w1, act)
+        # hidden_bn=False: BN after the first layer only (BiPointNet Table 4 (f): the binary layers
+        # carry LSR and a bias instead; the T-Nets keep theirs)
+        bn = True if hidden_bn else "first"
+        self.mlp1 = SharedMLP(in_channels, w1, act, bn=bn)
         self.feature_tnet = (
             TNet(self.mlp1.out_channels, self.mlp1.out_channels, pool=pool, act=act, width=width)
             if feature_transform
             else None
         )
         # PointNet's encoder ends Linear → BN → pool: no activation before the global pool
-        self.mlp2 = SharedMLP(self.mlp1.out_channels, w2, act, last_act=False)
+        self.mlp2 = SharedMLP(self.mlp1.out_channels, w2, act, last_act=False, bn=bool(hidden_bn))
         self.pool = make_pool(pool)
         gdim = self.mlp2.out_channels
         if task == "cls":
-            self.head = Head(gdim, [scaled(width, c) for c in (512, 256)], num_classes, act, dropout)
+            self.head = Head(gdim, [scaled(width, c) for c in (512, 256)], num_classes, act, dropout,
+                             bn=bool(hidden_bn))
         else:
             cin = self.mlp1.out_channels + gdim + self.num_categories
-            self.head = Head(cin, [scaled(width, c) for c in (512, 256, 128)], num_classes, act, 0.0)
+            self.head = Head(cin, [scaled(width, c) for c in (512, 256, 128)], num_classes, act, 0.0,
+                             bn=bool(hidden_bn))
         self.last_transforms: dict[str, torch.Tensor] = {}
         keep = ["mlp1.0.linear", "head.out"]
         if input_transform:
@@ -212,10 +218,16 @@ def pointnet_deploy(
     in_channels: int = 3,
     dropout: float = 0.4,
     width: float = 1.0,
+    hidden_bn: bool = True,
 ) -> nn.Module:
-    """BiPointNet deployment net (App. B, Fig. 6 b): shared MLP C-64-128-1024, pool, FC 1024-512-256."""
+    """BiPointNet deployment net (App. B, Fig. 6 b): shared MLP C-64-128-1024, pool, FC 1024-512-256.
+
+    ``hidden_bn=False`` is Table 4 (f): BatchNorm after the first layer only; every later layer is
+    Linear (+ bias) → activation, so a binarized layer's scale comes from LSR alone.
+    """
     model = PointNet(
         num_classes, task, mlp1=(64,), mlp2=(128, 1024), input_transform=False, feature_transform=False,
-        pool=pool, act=act, in_channels=in_channels, dropout=dropout, width=width, name="pointnet_deploy",
+        pool=pool, act=act, in_channels=in_channels, dropout=dropout, width=width, hidden_bn=hidden_bn,
+        name="pointnet_deploy",
     )
     return set_ema_offsets(model, ema_offsets)
