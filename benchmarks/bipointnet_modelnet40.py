@@ -145,15 +145,83 @@ def _wall(epochs: list[dict]) -> float:
     return sum(float(r.get("time_s", 0.0)) for r in epochs)
 
 
+TEST_DRAWS = (0, 1, 2)
+"""Seeds of the fixed test-point draws of ``--reeval`` (the bipointnet protocol re-draws the test points
+at every evaluation; draw 0 is the one ``onebit.zoo`` measures)."""
+
+
+def fp32_eval(run_dir: Path, threads: int = 1, draws=TEST_DRAWS) -> dict:
+    """Test OA / mAcc of the run's last.ckpt in FP32 (no autocast), as deployed (the engine computes the
+    same function), on fixed seeded test draws: mean over ``draws`` and each draw's OA.
+
+    Runs trained under bf16 before ``eval.amp`` existed were evaluated in bf16 during training."""
+    import statistics
+
+    import torch
+
+    from onebit.train.checkpoint import load_model
+    from onebit.train.trainer import evaluate
+    from onebit.zoo.build import eval_split
+
+    torch.set_num_threads(threads)
+    model, ck = load_model(run_dir / "last.ckpt")
+    oa, macc = [], []
+    for seed in draws:
+        ds, _ = eval_split(ck["config"], test_seed=seed)
+        loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=False)
+        m = evaluate(model, loader, "cls", int(model.onebit_config["num_classes"]), amp=False)
+        oa.append(round(m["oa"], 2))
+        macc.append(m["macc"])
+    return {"oa": round(statistics.mean(oa), 2), "macc": round(statistics.mean(macc), 2), "oa_draws": oa,
+            "epochs": int(ck["epoch"]) + 1}
+
+
+def _set_final(row: dict, m: dict) -> None:
+    """The row's final ``oa`` / ``macc``: FP32 on the fixed test draws (``fp32_eval``)."""
+    row.update(oa=m["oa"], macc=m["macc"], eval_amp="off", oa_draws=m["oa_draws"],
+               test_draws=f"FP32, fixed test-point draws test_seed={list(TEST_DRAWS)} (onebit.zoo.build.eval_split); "
+                          "oa is their mean")
+
+
+def reeval_rows(results: list[dict], keys: list[str], args) -> list[dict]:
+    """Re-measure the final OA / mAcc of finished rows in FP32 from their run's last.ckpt (``--reeval``).
+
+    A row whose final evaluation ran under bf16 keeps that number as ``oa_bf16``; its ``curve`` (and
+    ``best_oa``) stay as evaluated during training, which ``curve_amp`` records."""
+    for key in keys:
+        model, method, _ = ROWS[key]
+        run_dir = Path(args.runs) / key
+        if not (run_dir / "last.ckpt").exists():
+            print(f"--reeval {key}: no {run_dir / 'last.ckpt'}; skipped", file=sys.stderr)
+            continue
+        m = fp32_eval(run_dir, args.threads)
+        match = [r for r in results if (r["model"], r["method"], r["epochs"], r["points"]) ==
+                 (model, method, m["epochs"], args.points)]
+        if not match:
+            print(f"--reeval {key}: no row for {model} {method} at {m['epochs']} epochs, {args.points} points",
+                  file=sys.stderr)
+            continue
+        row = match[-1]
+        if row.get("eval_amp", row.get("amp")) == "bf16" and "oa_bf16" not in row:
+            row["oa_bf16"], row["macc_bf16"] = row["oa"], row["macc"]
+            row["curve_amp"] = "bf16"
+        _set_final(row, m)
+        row["paper_oa"] = PAPER.get((model, method))
+        print(f"{key}: FP32 OA {m['oa']} {m['oa_draws']} (bf16 eval {row.get('oa_bf16')}), mAcc {m['macc']}",
+              flush=True)
+    return results
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The results as a markdown table next to the paper's numbers."""
-    lines = ["| model | method | OA % | mAcc % | best OA % (epoch) | paper OA % | epochs | points | train shapes | "
-             "amp | wall s | CPU |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | method | OA % | OA per test draw | mAcc % | best OA % (epoch) | paper OA % | epochs | points | "
+             "train shapes | amp | wall s | CPU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         paper = "–" if r.get("paper_oa") is None else f"{r['paper_oa']}"
         best = f"{r['best_oa']:.2f} ({r.get('best_epoch', '')})" if "best_oa" in r else "–"
-        lines.append(f"| {r['model']} | {r['method']} | {r['oa']:.2f} | {r['macc']:.2f} | {best} | {paper} | "
+        draws = " / ".join(f"{x:.2f}" for x in r["oa_draws"]) if r.get("oa_draws") else "–"
+        lines.append(f"| {r['model']} | {r['method']} | {r['oa']:.2f} | {draws} | {r['macc']:.2f} | {best} | {paper} | "
                      f"{r['epochs']} | {r.get('points', '')} | {r.get('train_shapes', '')} | {r.get('amp', '–')} | "
                      f"{r.get('wall_s', '')} | {r.get('cpu', '–')} |")
     return "\n".join(lines)
@@ -213,6 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("--table", action="store_true", help="print the JSON at --out as a markdown table and exit")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="draw the learning curves of the full-schedule rows at --out into PNG and exit")
+    p.add_argument("--reeval", action="store_true",
+                   help="re-measure the final OA of the --rows at --out in FP32 from their runs' last.ckpt and exit")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="merge the rows of these JSON files into --out (a row replaces the one with the same model, "
                         "method and schedule) and exit: runs side by side write their own files")
@@ -222,6 +292,12 @@ def main(argv=None) -> int:
         return 0
     if args.plot:
         plot_curves(json.loads(Path(args.out).read_text()), Path(args.plot))
+        return 0
+    if args.reeval:
+        out_path = Path(args.out)
+        keys = [k.strip() for k in args.rows.split(",") if k.strip()]
+        results = reeval_rows(json.loads(out_path.read_text()), keys, args)
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
         return 0
     if args.merge:
         out_path = Path(args.out)
@@ -276,10 +352,12 @@ def main(argv=None) -> int:
             "cpu": cpu_model(),
             "threads": args.threads,
             "amp": "bf16" if res.amp else "off",
+            "curve_amp": "bf16" if res.amp and cfg["eval"].get("amp") else "off",
             "curve": curve,
             "schedule": "full" if args.epochs >= 100 else "short",
             "command": f"python benchmarks/bipointnet_modelnet40.py --rows {key} {flags}",
         }
+        _set_final(row, fp32_eval(run_dir, args.threads))
         results = _replace_row(results, row)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -63,6 +63,26 @@ def test_short_run_writes_everything_and_eval_matches(tmp_path, capsys):
     assert not model.training
 
 
+@pytest.mark.parametrize("eval_amp", [False, True])
+def test_bf16_training_evaluates_in_fp32_unless_eval_amp(tmp_path, eval_amp):
+    cfg = _cfg(binarize="bipointnet", amp="bf16", epochs=1)
+    cfg["eval"] = {"amp": eval_amp}
+    res = run(cfg, tmp_path, progress=False)
+    assert res.amp
+    from onebit.train.losses import TaskLoss
+    from onebit.train.trainer import build_datasets
+
+    model, ck = load_model(tmp_path / "last.ckpt")
+    _, ds, _ = build_datasets(resolve(ck["config"]), train=False)
+    loader = torch.utils.data.DataLoader(ds, batch_size=16)
+    fp32 = evaluate(model, loader, "cls", 10, loss_fn=TaskLoss())
+    bf16 = evaluate(model, loader, "cls", 10, loss_fn=TaskLoss(), amp=True)
+    assert fp32["loss"] != bf16["loss"]  # the two evaluations are distinguishable
+    want = bf16 if eval_amp else fp32
+    assert res.final["loss"] == pytest.approx(want["loss"], rel=1e-6)
+    assert res.final["oa"] == pytest.approx(want["oa"])
+
+
 def test_corrupt_checkpoints_raise_naming_the_file(tmp_path):
     good = tmp_path / "good.ckpt"
     save_checkpoint({"model_config": {"name": "pointnet_vanilla", "num_classes": 3}, "state_dict": {},

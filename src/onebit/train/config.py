@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
         "official_reg": False,
         "class_weights": None,
     },
-    "eval": {"every": 1, "select": None},
+    "eval": {"every": 1, "select": None, "amp": False},
     "num_workers": 0,
     "threads": None,
     "amp": "auto",
@@ -249,7 +249,7 @@ def resolve(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
                           f"of numbers, got {cw!r}")
     out["amp"] = normalize_amp(out["amp"], source)
     for key in ("compile", "deterministic", "sync_bn", "diagnostics", "optim.nesterov",
-                "optim.binary_weight_decay", "loss.official_reg", "log.progress", "log.csv", "log.tensorboard"):
+                "optim.binary_weight_decay", "loss.official_reg", "eval.amp", "log.progress", "log.csv", "log.tensorboard"):
         node = out
         for p in key.split("."):
             node = node[p]

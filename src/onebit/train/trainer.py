@@ -587,7 +587,8 @@ class Trainer:
             self.scheduler.step()
             if (epoch + 1) % cfg["eval"]["every"] == 0 or epoch + 1 == epochs:
                 m = evaluate(self.model, self.eval_loader, self.task, self.num_classes, domain=self.domain,
-                             loss_fn=self.loss_fn, device=self.device, amp=self.amp,
+                             loss_fn=self.loss_fn, device=self.device,
+                             amp=self.amp and cfg["eval"]["amp"],
                              category_parts=self.category_parts, num_categories=self.num_categories,
                              progress=False)
                 final = m
