@@ -111,3 +111,38 @@ def test_lsr_loading_an_uninitialised_state_resets_the_flag():
     assert not a.lsr.is_initialized
     a(torch.randn(10, 8))
     assert a.lsr.is_initialized and a.lsr.alpha.item() != 1.0
+
+
+def test_lsr_before_bn_frozen_keeps_eq9_value_and_trains_the_rest():
+    from onebit.convert import SpecError, resolve_spec
+    from onebit.models import create
+
+    def alphas(model):
+        return {n: m.lsr for n, m in model.named_modules() if getattr(m, "lsr", None) is not None}
+
+    torch.manual_seed(3)
+    frozen = create("pointnet", 5, binarize=resolve_spec("bipointnet", lsr_before_bn="frozen"), width=0.25)
+    paper = create("pointnet", 5, binarize="bipointnet", width=0.25)
+    # every LSR layer of the main path and T-Net MLPs is Linear -> BN; the T-Nets' k x k outputs have no BN
+    still = sorted(n for n, lsr in alphas(frozen).items() if lsr.alpha.requires_grad)
+    assert still == ["feature_tnet.out", "input_tnet.out"]
+    assert all(lsr.alpha.requires_grad for lsr in alphas(paper).values())
+    for model in (frozen, paper):
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        model.train()
+        x, y = torch.randn(8, 32, 3), torch.randint(0, 5, (8,))
+        model(x)  # first batch: Eq. 9 init
+        init = {n: lsr.alpha.item() for n, lsr in alphas(model).items()}
+        for _ in range(3):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        moved = {n for n, lsr in alphas(model).items() if lsr.alpha.item() != init[n]}
+        if model is frozen:
+            assert moved == {"feature_tnet.out", "input_tnet.out"}
+        else:
+            assert moved == set(init)
+    assert frozen.onebit_config["binarize"]["lsr_before_bn"] == "frozen"
+    with pytest.raises(SpecError, match="lsr_before_bn"):
+        resolve_spec("bipointnet", lsr_before_bn="fixed")

@@ -135,7 +135,30 @@ def binarize(model: nn.Module, spec: str | dict | BinarizeSpec | None = None, **
         if name and id(m) in converted:
             _set_module(model, name, converted[id(m)])
     model.onebit_spec = spec
+    if spec.lsr_before_bn == "frozen":
+        freeze_lsr_before_bn(model)
     return model
+
+
+def freeze_lsr_before_bn(model: nn.Module) -> list[str]:
+    """Stop training the LSR α of every binary layer that a BatchNorm directly follows; their names.
+
+    "Follows" is read from the module tree: the next sibling registered after the layer in its
+    parent (``LinearBlock``: linear, bn, act; ``nn.Sequential``: conv, bn) is a BatchNorm over the
+    layer's output channels. α keeps its Eq. 9 value (set on the first training batch, no gradient).
+    """
+    frozen = []
+    for parent_name, parent in model.named_modules():
+        children = list(parent.named_children())
+        for (name, m), (_, nxt) in zip(children, children[1:]):
+            lsr = getattr(m, "lsr", None)
+            if lsr is None or not is_binary_layer(m):
+                continue
+            out = getattr(m, "out_features", None) or getattr(m, "out_channels", None)
+            if isinstance(nxt, nn.modules.batchnorm._BatchNorm) and nxt.num_features == out:
+                lsr.alpha.requires_grad_(False)
+                frozen.append(f"{parent_name}.{name}" if parent_name else name)
+    return frozen
 
 
 def iter_binary_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:

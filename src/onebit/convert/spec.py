@@ -10,6 +10,9 @@ __all__ = ["BinarizeSpec", "LAYER_KEYS", "SpecError"]
 
 SCALES = ("none", "channel", "lsr")
 """Values of ``BinarizeSpec.scale``: none, per-output-channel mean|W| (XNOR-Net), or LSR (BiPointNet Eq. 9)."""
+LSR_BEFORE_BN = ("train", "frozen")
+"""Values of ``BinarizeSpec.lsr_before_bn``: train every LSR α (the paper), or freeze the α of layers
+that a BatchNorm follows at their Eq. 9 initial value."""
 BIASES = ("keep", "drop")
 """Values of a layer's ``bias`` override: keep the float bias or drop it."""
 POOLS = ("max", "avg", "ema-max", "ema-avg")
@@ -90,7 +93,12 @@ class BinarizeSpec:
     * ``model_options``: model-level choices read by the model builder (``pool``, ``act``, ``preact``);
     * ``dab_preprocess``: DAB-Net Algorithm 2's mean-centre + clamp of latent weights, applied by the
       trainer: True/"filter" (per-filter mean, the paper) or "channel" (official code's centring);
-    * ``center_weights``: LSR on W − mean(W), as the official BiPointNet code (paper: False).
+    * ``center_weights``: LSR on W − mean(W), as the official BiPointNet code (paper: False);
+    * ``lsr_before_bn``: "train" (the paper: every LSR α learns) or "frozen": the α of a layer that a
+      BatchNorm follows keeps its Eq. 9 initial value. Training-mode BN removes any positive scale, so
+      such an α only acts through its sign, and Adam's normalised steps walk it through zero, which
+      flips the layer's output (``benchmarks/lsr_alpha_drift.py``). Frozen, the function class and the
+      deployed model are the same.
     """
 
     name: str = "custom"
@@ -106,6 +114,7 @@ class BinarizeSpec:
     model_options: dict[str, Any] = field(default_factory=dict)
     dab_preprocess: bool | str = False
     center_weights: bool = False
+    lsr_before_bn: str = "train"
 
     def __post_init__(self) -> None:
         where = f"binarize spec {self.name!r}"
@@ -139,6 +148,8 @@ class BinarizeSpec:
         self.center_weights = bool(self.center_weights)
         if self.center_weights and self.scale != "lsr":
             raise SpecError(f"{where}: center_weights is an option of scale='lsr' (official BiPointNet LSR)")
+        if self.lsr_before_bn not in LSR_BEFORE_BN:
+            raise SpecError(f"{where}: lsr_before_bn must be one of {LSR_BEFORE_BN}, got {self.lsr_before_bn!r}")
 
     @staticmethod
     def _check_override(ov: Any, where: str) -> dict | None:
