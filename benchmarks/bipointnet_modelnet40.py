@@ -9,7 +9,17 @@ schedule (``--epochs 200 --points 1024``, Adam 1e-3, cosine) on a GPU and a redu
     python benchmarks/bipointnet_modelnet40.py --epochs 4 --points 512 --train-subset 3000 \
         --out benchmarks/results/bipointnet_modelnet40.json
 
-Writes a JSON list of rows ``{"model", "method", "oa", "macc", "epochs", "command", ...}``.
+Writes a JSON list of rows ``{"model", "method", "oa", "macc", "epochs", "command", ...}``. A row's
+``oa`` is the final model's, in FP32, mean of three fixed test-point draws (``oa_draws``; draw 0 is
+the one ``onebit.zoo`` measures); ``curve`` holds the evaluations during training.
+
+The campaign of issue 18 (full training set, >= 100 epochs, one row per process, one thread each, two
+side by side; run directories in ``~/onebit-runs`` resume after an interruption):
+
+    python benchmarks/bipointnet_modelnet40.py --status          # done rows, and the command of each missing one
+    python benchmarks/bipointnet_modelnet40.py --rows KEY --epochs 100 --points 256 --eval-every 5 --amp auto \
+        --out ~/onebit-runs/rows_KEY.json
+    python benchmarks/bipointnet_modelnet40.py --merge ~/onebit-runs/rows_KEY.json   # then commit the JSON
 """
 
 from __future__ import annotations
@@ -91,6 +101,11 @@ ROWS = {
                             {"preset": "bipointnet", "keep_float": []}),
     "deploy_no_bn": ("pointnet_deploy", "bipointnet, no BN (LSR only)", NO_BN_SPEC),
 }
+
+# issue 18's campaign: every row at >= 100 epochs (Tables 1-4 where the paper reports them)
+CAMPAIGN = ("vanilla_fp", "vanilla_xnor", "vanilla_bipointnet", "deploy_bipointnet", "deploy_ll_binary",
+            "deploy_no_bn", "pointnet_fp", "pointnet_bipointnet", "pointnet_bnn", "pointnet_bnn_ema",
+            "pointnet_bnn_lsr", "pointnet_xnor", "pointnet_xnor_ema", "pointnet_bipointnet_avg")
 
 DEFAULT_ROWS = ("vanilla_fp", "vanilla_bnn", "vanilla_xnor", "vanilla_xnor_ema", "vanilla_bipointnet", "vanilla_dab",
                 "pointnet_fp", "pointnet_bipointnet")
@@ -212,6 +227,22 @@ def reeval_rows(results: list[dict], keys: list[str], args) -> list[dict]:
     return results
 
 
+def campaign_status(results: list[dict], epochs: int, points: int) -> list[str]:
+    """One line per campaign row: done (its OA) or the command that runs it (``--status``)."""
+    lines = []
+    for key in CAMPAIGN:
+        model, method, _ = ROWS[key]
+        done = [r for r in results if (r["model"], r["method"], r.get("schedule")) == (model, method, "full")
+                and r["epochs"] >= epochs and r["points"] == points]
+        if done:
+            r = max(done, key=lambda r: r["epochs"])
+            lines.append(f"done  {key:<24} {r['oa']:6.2f} % OA at {r['epochs']} epochs ({r.get('cpu', '?')})")
+        else:
+            lines.append(f"todo  {key:<24} python benchmarks/bipointnet_modelnet40.py --rows {key} --epochs {epochs} "
+                         f"--points {points} --eval-every 5 --amp auto --out ~/onebit-runs/rows_{key}.json")
+    return lines
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The results as a markdown table next to the paper's numbers."""
     lines = ["| model | method | OA % | OA per test draw | mAcc % | best OA % (epoch) | paper OA % | epochs | points | "
@@ -281,6 +312,9 @@ def main(argv=None) -> int:
     p.add_argument("--table", action="store_true", help="print the JSON at --out as a markdown table and exit")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="draw the learning curves of the full-schedule rows at --out into PNG and exit")
+    p.add_argument("--status", action="store_true",
+                   help="list the campaign's rows at --epochs (default 100 here) / --points (256): done or the "
+                        "command that runs it, and exit")
     p.add_argument("--reeval", action="store_true",
                    help="re-measure the final OA of the --rows at --out in FP32 from their runs' last.ckpt and exit")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
@@ -292,6 +326,11 @@ def main(argv=None) -> int:
         return 0
     if args.plot:
         plot_curves(json.loads(Path(args.out).read_text()), Path(args.plot))
+        return 0
+    if args.status:
+        epochs = 100 if "--epochs" not in (argv or sys.argv) else args.epochs
+        points = 256 if "--points" not in (argv or sys.argv) else args.points
+        print("\n".join(campaign_status(json.loads(Path(args.out).read_text()), epochs, points)))
         return 0
     if args.reeval:
         out_path = Path(args.out)
