@@ -76,6 +76,10 @@ ROWS = {
     "vanilla_xnor": ("pointnet_vanilla", "xnor", "xnor"),
     "vanilla_xnor_ema": ("pointnet_vanilla", "xnor+ema-max", "xnor+ema-max"),
     "vanilla_bipointnet": ("pointnet_vanilla", "bipointnet", "bipointnet"),
+    # the same with the LSR alpha of layers followed by BN frozen at Eq. 9 (benchmarks/lsr_alpha_drift.py:
+    # trained, such an alpha walks through zero and every crossing is a loss spike)
+    "vanilla_bipointnet_frozen": ("pointnet_vanilla", "bipointnet, LSR alpha before BN frozen",
+                                  {"preset": "bipointnet", "lsr_before_bn": "frozen"}),
     # BNN + EMA-max without LSR: isolates LSR, which BatchNorm right after each binary layer cancels
     # in training mode (BN(a z) = BN(z) for a > 0)
     "vanilla_bnn_ema": ("pointnet_vanilla", "bnn+ema-max", "bnn+ema-max"),

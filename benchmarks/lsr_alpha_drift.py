@@ -14,8 +14,9 @@ and the loss every ``--log-every`` steps:
   ``lsr_before_bn="frozen"``): the same function class in training (BN absorbs any positive scale), and
   the same deployed model (α folds into BN).
 
-It writes per-step traces, the zero crossings of every α, the loss spikes (an epoch-window mean above
-1.3× the previous one) and the final FP32 test OA (fixed test-point draw 0) into ``--out``, and a figure.
+It writes per-step traces, the zero crossings of every α, the loss spikes (a logged loss above 1.5× the
+mean of the 10 before it, with the nearest α sign change) and the final FP32 test OA (fixed test-point
+draw 0) into ``--out``, and a figure (``--plot``; ``--variants ""`` redraws it from ``--out``).
 
     python benchmarks/lsr_alpha_drift.py --model pointnet_vanilla --epochs 20 --t-max 100 --points 256 \
         --out benchmarks/results/lsr_alpha_drift.json --plot docs/results/lsr_alpha_drift.png
@@ -95,7 +96,7 @@ def run_variant(variant: str, args) -> dict:
     frozen = [n for n, m in layers.items() if not m.lsr.alpha.requires_grad]
     return {"variant": variant, "frozen_alphas": frozen, "steps_per_epoch": steps_per_epoch,
             "test_oa": round(test["oa"], 2), "test_macc": round(test["macc"], 2), "wall_s": round(time.time() - t0, 1),
-            "crossings": crossings(trace), "spikes": spikes(trace, steps_per_epoch // args.log_every),
+            "crossings": crossings(trace), "spikes": spikes(trace),
             "trace": trace}
 
 
@@ -107,15 +108,20 @@ def crossings(trace: dict) -> dict:
     return out
 
 
-def spikes(trace: dict, per_epoch: int) -> list[dict]:
-    """Windows (one epoch of logged points) whose mean loss exceeds the previous window's by 30 %."""
+def spikes(trace: dict, window: int = 10, ratio: float = 1.5) -> list[dict]:
+    """Logged points whose loss exceeds ``ratio`` x the mean of the ``window`` points before (one per
+    burst), each with the nearest α sign change (step distance, layer)."""
     loss, steps, out = trace["loss"], trace["step"], []
-    w = max(1, per_epoch)
-    for i in range(2 * w, len(loss) + 1, w):
-        prev, cur = statistics.mean(loss[i - 2 * w:i - w]), statistics.mean(loss[i - w:i])
-        if cur > 1.3 * prev:
-            out.append({"steps": [steps[i - w], steps[i - 1]], "loss_before": round(prev, 3),
-                        "loss": round(cur, 3)})
+    cross = [(c, n) for n, cs in crossings(trace).items() for c in cs]
+    last = -10 * window
+    for i in range(window, len(loss)):
+        before = statistics.mean(loss[i - window:i])
+        if loss[i] > ratio * before and i - last > window:
+            last = i
+            near = min(cross, key=lambda c: abs(c[0] - steps[i]), default=None)
+            out.append({"step": steps[i], "loss_before": round(before, 3), "loss": loss[i],
+                        "nearest_crossing": None if near is None else {"layer": near[1], "step": near[0],
+                                                                      "distance": abs(near[0] - steps[i])}})
     return out
 
 
