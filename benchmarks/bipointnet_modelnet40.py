@@ -276,10 +276,15 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         raise SystemExit("no full-schedule rows with curves to plot")
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
-        for i, r in enumerate(r for r in rows if r["model"] == model):
+        mine = [r for r in rows if r["model"] == model]
+        for i, r in enumerate(mine):
             ep, oa = zip(*r["curve"], strict=True)
             color = f"C{i}"
-            ax.plot(ep, oa, "-o", ms=2.5, color=color, label=f"{r['method']} ({r['oa']:.1f})")
+            # the same method at two schedules: say which curve is which
+            twice = sum(x["method"] == r["method"] for x in mine) > 1
+            when = f", {r['epochs']} epochs" if twice else ""
+            label = f"{r['method']}{when} ({r['oa']:.1f})"
+            ax.plot(ep, oa, "-o", ms=2.5, color=color, label=label)
             if r.get("paper_oa") is not None:
                 ax.axhline(r["paper_oa"], color=color, ls=":", lw=1)
         ax.set_title(f"{model} on ModelNet40 ({rows[0]['points']} points)")
