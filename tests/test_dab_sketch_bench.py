@@ -309,3 +309,18 @@ def test_git_commit_only_its_paths(tmp_path):
     assert git("show", "--name-only", "--format=%s", "HEAD").split() == ["rows", "new.png", "rows.json"]
     assert git("diff", "--cached", "--name-only").split() == ["other.txt"]  # still staged, not committed
     assert not ds.git_commit(tmp_path / "rows.json", "nothing new")
+
+
+def test_table2_judges_targets_only_on_complete_rows():
+    def row(setting, acc, std, schedule):
+        return {"model": "sketch_a_net", "dataset": "quickdraw_bitmap", "setting": setting, "acc": acc,
+                "acc_std": std, "schedule": schedule, "seed_accs": [acc], "epochs": 30, "train_per_class": 2000}
+
+    full = [row("fp", 94.8, 0.1, "full"), row("bwn", 94.3, 0.1, "full"), row("dab-wbin", 93.4, 0.1, "full"),
+            row("xnor", 90.8, 0.3, "full"), row("dab-fbin", 91.0, 0.1, "full")]
+    t = ds.table2(full)
+    assert "| met (bwn -0.50, dab-wbin -1.40) |" in t
+    assert "| NOT met (+0.20 vs 2σ = 0.60) |" in t
+    partial = full[:3] + [row("xnor", 90.8, None, "partial"), row("dab-fbin", 91.0, None, "partial")]
+    t = ds.table2(partial)
+    assert "pending: a row still lacks seeds / folds (+0.20 so far)" in t
