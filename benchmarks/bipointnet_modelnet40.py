@@ -301,8 +301,8 @@ def plot_curves(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", default=",".join(DEFAULT_ROWS), help=f"comma list of rows: {', '.join(ROWS)}")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--points", type=int, default=1024)
+    p.add_argument("--epochs", type=int, default=None, help="default 200 (--status: 100, the campaign's)")
+    p.add_argument("--points", type=int, default=None, help="default 1024 (--status: 256, the campaign's)")
     p.add_argument("--train-subset", type=int, default=None, help="random subset of the 9843 training shapes")
     p.add_argument("--test-subset", type=int, default=None, help="random subset of the 2468 test shapes")
     p.add_argument("--batch-size", type=int, default=32)
@@ -336,10 +336,12 @@ def main(argv=None) -> int:
     if args.plot:
         plot_curves(json.loads(Path(args.out).read_text()), Path(args.plot))
         return 0
+    if args.epochs is None:
+        args.epochs = 100 if args.status else 200
+    if args.points is None:
+        args.points = 256 if args.status else 1024
     if args.status:
-        epochs = 100 if "--epochs" not in (argv or sys.argv) else args.epochs
-        points = 256 if "--points" not in (argv or sys.argv) else args.points
-        print("\n".join(campaign_status(json.loads(Path(args.out).read_text()), epochs, points)))
+        print("\n".join(campaign_status(json.loads(Path(args.out).read_text()), args.epochs, args.points)))
         return 0
     if args.reeval:
         out_path = Path(args.out)

@@ -3,7 +3,7 @@
 In training mode BN(α·z) = sign(α)·BN(z) (up to BN's ε), so the loss barely depends on |α|: its
 gradient is near zero and mostly noise. Adam divides the gradient by its running RMS, so α still moves
 by about the learning rate per step, a random walk of ~lr·√steps that is as large as α itself
-(|α₀| ≈ 0.03-0.4) after a few thousand steps. When α crosses 0 the layer's output flips sign in one
+(|α₀| ≈ 0.008-0.05 in vanilla PointNet) after a few thousand steps. When α crosses 0 the layer's output flips sign in one
 step, every later layer sees negated features, and the loss jumps.
 
 This experiment trains the same model twice from the same seed and data order, logging every LSR α
@@ -113,7 +113,7 @@ def spikes(trace: dict, window: int = 10, ratio: float = 1.5) -> list[dict]:
     burst), each with the nearest α sign change (step distance, layer)."""
     loss, steps, out = trace["loss"], trace["step"], []
     cross = [(c, n) for n, cs in crossings(trace).items() for c in cs]
-    last = -10 * window
+    last = -window - 1  # index of the previous spike
     for i in range(window, len(loss)):
         before = statistics.mean(loss[i - window:i])
         if loss[i] > ratio * before and i - last > window:
@@ -177,7 +177,10 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", metavar="PNG", default=None, help="draw the traces of --out into PNG")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    if args.plot and out.exists() and not args.variants:
+    if not args.variants.strip(","):
+        if not args.plot or not out.exists():
+            ap.error(f"--variants '' redraws --plot from --out, but {out} does not exist" if args.plot
+                     else "--variants '' needs --plot PNG (it redraws the figure from --out)")
         plot(json.loads(out.read_text()), Path(args.plot))
         return 0
     import torch

@@ -23,3 +23,12 @@ def test_crossings_and_spikes_on_a_synthetic_trace():
     assert sp["step"] == 210 and sp["nearest_crossing"] == {"layer": "a", "step": 210, "distance": 0}
     trace["loss"] = [1.0] * 40
     assert drift.spikes(trace) == []
+
+
+def test_redraw_without_results_names_the_file(tmp_path, capsys):
+    import pytest
+
+    missing = tmp_path / "none.json"
+    with pytest.raises(SystemExit):
+        drift.main(["--variants", "", "--plot", str(tmp_path / "x.png"), "--out", str(missing)])
+    assert f"{missing} does not exist" in capsys.readouterr().err
