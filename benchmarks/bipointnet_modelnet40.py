@@ -159,6 +159,12 @@ def _curve(epochs: list[dict]) -> list[list[float]]:
     return [[int(r["epoch"]) + 1, round(float(r["oa"]), 2)] for r in epochs if "oa" in r]
 
 
+def _train_curve(epochs: list[dict]) -> list[list[float]]:
+    """``[epoch, train_loss, train_acc]`` for every epoch (1-based): the loss spikes and the final fit."""
+    return [[int(r["epoch"]) + 1, round(float(r["train_loss"]), 4), round(float(r["train_acc"]), 2)]
+            for r in epochs if "train_loss" in r]
+
+
 def _wall(epochs: list[dict]) -> float:
     """Seconds the logged epochs took (for a resumed run, the ones before this process)."""
     return sum(float(r.get("time_s", 0.0)) for r in epochs)
@@ -225,6 +231,7 @@ def reeval_rows(results: list[dict], keys: list[str], args) -> list[dict]:
             row["oa_bf16"], row["macc_bf16"] = row["oa"], row["macc"]
             row["curve_amp"] = "bf16"
         _set_final(row, m)
+        row["train_curve"] = _train_curve(_logged_epochs(run_dir))
         row["paper_oa"] = PAPER.get((model, method))
         print(f"{key}: FP32 OA {m['oa']} {m['oa_draws']} (bf16 eval {row.get('oa_bf16')}), mAcc {m['macc']}",
               flush=True)
@@ -404,6 +411,7 @@ def main(argv=None) -> int:
             "amp": "bf16" if res.amp else "off",
             "curve_amp": "bf16" if res.amp and cfg["eval"].get("amp") else "off",
             "curve": curve,
+            "train_curve": _train_curve(_logged_epochs(run_dir)),
             "schedule": "full" if args.epochs >= 100 else "short",
             "command": f"python benchmarks/bipointnet_modelnet40.py --rows {key} {flags}",
         }
