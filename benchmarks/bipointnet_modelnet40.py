@@ -80,6 +80,12 @@ ROWS = {
     # trained, such an alpha walks through zero and every crossing is a loss spike)
     "vanilla_bipointnet_frozen": ("pointnet_vanilla", "bipointnet, LSR alpha before BN frozen",
                                   {"preset": "bipointnet", "lsr_before_bn": "frozen"}),
+    # the same without the classifier's dropout: the official BiPointNet code has none in its binary
+    # models (notes §b5; its FP model keeps 0.4), while onebit's binarized PointNet inherits the FP 0.4
+    "vanilla_bipointnet_nodrop": ("pointnet_vanilla", "bipointnet, no dropout (official code)",
+                                  {"preset": "bipointnet",
+                                   "model_options": {"pool": "ema-max", "act": "hardtanh", "preact": True,
+                                                     "dropout": 0.0}}),
     # BNN + EMA-max without LSR: isolates LSR, which BatchNorm right after each binary layer cancels
     # in training mode (BN(a z) = BN(z) for a > 0)
     "vanilla_bnn_ema": ("pointnet_vanilla", "bnn+ema-max", "bnn+ema-max"),

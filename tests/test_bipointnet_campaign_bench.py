@@ -50,3 +50,20 @@ def test_row_oa_is_fp32_on_fixed_draws_and_reeval_keeps_bf16(shared_data, tmp_pa
     (re,) = json.loads(out.read_text())
     assert re["oa_bf16"] == 12.34 and re["curve_amp"] == "bf16"
     assert re["oa_draws"] == row["oa_draws"] and re["eval_amp"] == "off"
+
+
+def test_every_row_builds_its_model_and_nodrop_differs_only_in_dropout():
+    """Each ROWS entry resolves to a model; the official-code ablation drops the head's dropout only."""
+    import torch
+
+    from onebit.models import create
+    from onebit.train.trainer import resolve_binarize
+
+    models = {}
+    for key, (name, _, binarize) in bench.ROWS.items():
+        models[key] = create(name, num_classes=40, binarize=resolve_binarize(binarize))
+    paper, nodrop = models["vanilla_bipointnet"], models["vanilla_bipointnet_nodrop"]
+    assert isinstance(paper.head.dropout, torch.nn.Dropout) and paper.head.dropout.p == 0.4
+    assert isinstance(nodrop.head.dropout, torch.nn.Identity)
+    strip = [(n, type(m)) for n, m in paper.named_modules() if n != "head.dropout"]
+    assert strip == [(n, type(m)) for n, m in nodrop.named_modules() if n != "head.dropout"]
