@@ -207,6 +207,33 @@ def fp32_eval(run_dir: Path, threads: int = 1, draws=TEST_DRAWS) -> dict:
             "epochs": int(ck["epoch"]) + 1}
 
 
+def fp32_train_eval(run_dir: Path, threads: int = 1, seed: int = 0) -> dict:
+    """OA of the run's last.ckpt on the full *training* split, in eval mode and FP32 (no dropout, BN running
+    statistics, no augmentation, one fixed seeded point draw with the test split's sampling).
+
+    The ``train_curve`` accuracy is measured in training mode (dropout on, batch statistics) on ever new
+    draws, so it mixes fit with training-time noise; this one tells underfitting from a generalisation gap."""
+    import torch
+
+    from onebit.data import get_dataset, load_all
+    from onebit.data.points.protocol import get_protocol
+    from onebit.train.checkpoint import load_model
+    from onebit.train.trainer import evaluate
+
+    torch.set_num_threads(threads)
+    model, ck = load_model(run_dir / "last.ckpt")
+    d = ck["config"]["data"]
+    p = get_protocol(d["protocol"])
+    load_all()
+    ds = get_dataset(d["name"], "train", num_points=p.num_points, use_normals=p.use_normals, up_axis=p.up_axis,
+                     sampling=p.test_sampling, resample=False, seed=int(seed), **(d.get("options") or {}))
+    loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=False)
+    m = evaluate(model, loader, "cls", int(model.onebit_config["num_classes"]), amp=False)
+    return {"train_oa_eval": round(m["oa"], 2), "train_shapes_eval": len(ds),
+            "train_oa_eval_how": f"FP32, eval mode, full training split, fixed draw seed={seed}, "
+                                 f"{p.num_points} points, {p.test_sampling} sampling, no augmentation"}
+
+
 def _set_final(row: dict, m: dict) -> None:
     """The row's final ``oa`` / ``macc``: FP32 on the fixed test draws (``fp32_eval``)."""
     row.update(oa=m["oa"], macc=m["macc"], eval_amp="off", oa_draws=m["oa_draws"],
@@ -239,6 +266,10 @@ def reeval_rows(results: list[dict], keys: list[str], args) -> list[dict]:
         _set_final(row, m)
         row["train_curve"] = _train_curve(_logged_epochs(run_dir))
         row["paper_oa"] = PAPER.get((model, method))
+        if args.train_oa:
+            t = fp32_train_eval(run_dir, args.threads)
+            row.update(t)
+            print(f"{key}: train split OA (eval mode, FP32) {t['train_oa_eval']}", flush=True)
         print(f"{key}: FP32 OA {m['oa']} {m['oa_draws']} (bf16 eval {row.get('oa_bf16')}), mAcc {m['macc']}",
               flush=True)
     return results
@@ -339,6 +370,8 @@ def main(argv=None) -> int:
                         "command that runs it, and exit")
     p.add_argument("--reeval", action="store_true",
                    help="re-measure the final OA of the --rows at --out in FP32 from their runs' last.ckpt and exit")
+    p.add_argument("--train-oa", action="store_true",
+                   help="with --reeval: also the OA on the full training split in eval mode, FP32 (train_oa_eval)")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="merge the rows of these JSON files into --out (a row replaces the one with the same model, "
                         "method and schedule) and exit: runs side by side write their own files")

@@ -50,6 +50,11 @@ def test_row_oa_is_fp32_on_fixed_draws_and_reeval_keeps_bf16(shared_data, tmp_pa
     (re,) = json.loads(out.read_text())
     assert re["oa_bf16"] == 12.34 and re["curve_amp"] == "bf16"
     assert re["oa_draws"] == row["oa_draws"] and re["eval_amp"] == "off"
+    # --train-oa: the final model on the whole training split in eval mode, one fixed draw
+    assert bench.main([*common, "--reeval", "--train-oa"]) == 0
+    (tr,) = json.loads(out.read_text())
+    assert tr["train_shapes_eval"] == 9843 and 0.0 <= tr["train_oa_eval"] <= 100.0
+    assert bench.fp32_train_eval(runs / "deploy_no_bn")["train_oa_eval"] == tr["train_oa_eval"]
 
 
 def test_every_row_builds_its_model_and_nodrop_differs_only_in_dropout():
