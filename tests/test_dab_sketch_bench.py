@@ -324,3 +324,17 @@ def test_table2_judges_targets_only_on_complete_rows():
     partial = full[:3] + [row("xnor", 90.8, None, "partial"), row("dab-fbin", 91.0, None, "partial")]
     t = ds.table2(partial)
     assert "pending: a row still lacks seeds / folds (+0.20 so far)" in t
+
+
+def test_binary_conv_padding_bench_times_both_paths_and_restores_the_layer(tmp_path):
+    from onebit.nn import layers
+
+    bench = _load("binary_conv_padding")
+    before = layers._BinaryConvNd._padded_conv
+    out = tmp_path / "pad.json"
+    assert bench.main(["--cases", "2", "--rounds", "2", "--steps", "1", "--batch", "8", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert (row["model"], row["setting"], row["amp"]) == ("sketch_a_net", "dab-fbin", "bf16")
+    assert row["explicit_ms"] > 0 and row["corrected_ms"] > 0
+    assert row["speedup"] == pytest.approx(row["explicit_ms"] / row["corrected_ms"], rel=0.01)
+    assert layers._BinaryConvNd._padded_conv is before  # the patched path never outlives the run

@@ -46,6 +46,38 @@ def test_conv2d_pads_binarized_input_with_pad_value(pad_value):
     assert not torch.allclose(conv(x), zero_pad)  # the border differs from zero padding
 
 
+@pytest.mark.parametrize("pad_value", [-1.0, 1.0])
+@pytest.mark.parametrize("kw", [{"padding": 1}, {"padding": 1, "stride": 2}, {"padding": 2, "dilation": 2},
+                                {"padding": (0, 1), "groups": 2}, {"padding": 1, "groups": 4}])
+def test_binary_conv_border_equals_explicit_padding_with_gradients(kw, pad_value):
+    """The layer computes pad(sign(x), pad_value) ⊛ sign(W) without building the padded input:
+    output and both gradients equal the explicit-padding reference in float64 (1×1 maps included)."""
+    torch.manual_seed(7)
+    for shape in [(2, 4, 7, 6), (3, 4, 1, 1), (4, 2, 2)]:  # batched, 1×1 map, unbatched
+        conv = BinaryConv2d(4, 8, 3, bias=False, pad_value=pad_value, **kw).double()
+        if any(n + b + a < conv.dilation[0] * 2 + 1 for n, (b, a) in zip(shape[-2:], conv.pad_amounts(), strict=True)):
+            continue  # the padded map is smaller than the kernel: no valid convolution
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        y = conv(x)
+        g = torch.randn_like(y)
+        y.backward(g)
+        gx, gw = x.grad.clone(), conv.weight.grad.clone()
+        x.grad, w = None, conv.weight.detach().clone().requires_grad_()
+        ste = lambda t: t + (sgn(t) - t).detach()  # noqa: E731  sign forward, identity backward
+        pads = [p for p in conv.pad_amounts()[::-1] for p in p]
+        ref = F.conv2d(F.pad(ste(x), pads, value=pad_value), ste(w), None, conv.stride, 0, conv.dilation,
+                       conv.groups)
+        ref.backward(g)
+        assert torch.allclose(y, ref, atol=1e-12), (kw, shape)
+        clip_x, clip_w = (x.detach().abs() <= 1), (w.detach().abs() <= 1)  # the STE's clipped gradients
+        assert torch.allclose(gx, x.grad * clip_x, atol=1e-12), (kw, shape)
+        assert torch.allclose(gw, w.grad * clip_w, atol=1e-12), (kw, shape)
+    conv1 = BinaryConv1d(3, 5, 3, padding=1, bias=False, pad_value=pad_value).double()
+    x1 = torch.randn(2, 3, 1, dtype=torch.float64)
+    ref1 = F.conv1d(F.pad(sgn(x1).double(), (1, 1), value=pad_value), sgn(conv1.weight).double())
+    assert torch.allclose(conv1(x1), ref1, atol=1e-12)
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_conv_geometry_matches_torch():
     x = torch.randn(2, 4, 9, 8)

@@ -384,6 +384,26 @@ class _BinaryConvNd(_BinaryMixin):
         fn = F.conv1d if self._nd == 1 else F.conv2d
         return fn(x, w, None, self.stride, 0, self.dilation, self.groups)
 
+    def _padded_conv(self, xb: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """pad(xb, pad_value) ⊛ w. With symmetric padding it is computed as the zero-padded xb ⊛ w plus
+        pad_value × (border mask ⊛ Σ_c w): the same sum, without building the padded input, whose
+        padding-free convolution (and its backward) runs up to 2.4× slower on CPU for small maps."""
+        pads = self.pad_amounts()
+        if all(p == (0, 0) for p in pads):
+            return self._conv(xb, w)
+        if any(b != a for b, a in pads):
+            return self._conv(F.pad(xb, self._fpad(), value=self.pad_value), w)
+        fn = F.conv1d if self._nd == 1 else F.conv2d
+        pad = tuple(p for p, _ in pads)
+        out = fn(xb, w, None, self.stride, pad, self.dilation, self.groups)
+        spatial = xb.shape[-self._nd:]
+        mask = torch.ones((1,) * (xb.dim() - self._nd) + tuple(n + 2 * p for n, p in zip(spatial, pad, strict=True)),
+                          dtype=xb.dtype, device=xb.device)
+        mask[(..., *(slice(p, p + n) for n, p in zip(spatial, pad, strict=True)))] = 0
+        # every input channel of a group sees the same border, so Σ over w's input-channel dim suffices
+        border = fn(mask, w.sum(1, keepdim=True), None, self.stride, 0, self.dilation, 1)
+        return out + self.pad_value * border
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         if x.dim() not in (self._nd + 1, self._nd + 2) or x.shape[-self._nd - 1] != self.in_channels:
@@ -395,9 +415,7 @@ class _BinaryConvNd(_BinaryMixin):
         if self.input_quantizer is None:
             out = self._conv_forward(x, w, None)  # weights-only: real input, ordinary zero padding
         else:
-            xb = self.input_quantizer(x)
-            xb = F.pad(xb, self._fpad(), value=self.pad_value)
-            out = self._conv(xb, w)
+            out = self._padded_conv(self.input_quantizer(x), w)
             if self.xnor_input:
                 out = out * self.xnor_map(x).to(out.dtype)
         return self._finish(x, out, self._real_conv, scaled)
