@@ -43,8 +43,9 @@ def _loadavg() -> list[float]:
         return []
 
 
-def build_step(model_name: str, size: int, width: float, setting: str, batch: int, classes: int, seed: int = 0):
-    """A closure doing one trainer-equivalent training step under a given amp flag."""
+def build_step(model_name: str, size: int, width: float, setting: str, batch: int, classes: int, seed: int = 0,
+               fused: bool = True):
+    """A closure doing one trainer-equivalent training step under a given amp flag (``fused``: optim.fused)."""
     import torch
     import torch.nn.functional as F
 
@@ -57,7 +58,7 @@ def build_step(model_name: str, size: int, width: float, setting: str, batch: in
     options = {"input_size": size, "width": width} if model_name == "sketch_a_net" else {"width": width}
     cfg = resolve({"model": {"name": model_name, "options": options},
                    "binarize": None if setting == "fp" else setting,
-                   "data": {"name": "synthetic_sketches"}, "optim": {"name": "adam", "lr": 2e-3, "weight_decay": 0.0}})
+                   "data": {"name": "synthetic_sketches"}, "optim": {"name": "adam", "lr": 2e-3, "weight_decay": 0.0, "fused": fused}})
     model = create(model_name, num_classes=classes, task="cls", binarize=resolve_binarize(cfg["binarize"]), **options)
     opt = build_optimizer(model, cfg)
     dab, mode = _dab_layers(model, model.onebit_config.get("binarize"))

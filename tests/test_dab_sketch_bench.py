@@ -326,15 +326,18 @@ def test_table2_judges_targets_only_on_complete_rows():
     assert "pending: a row still lacks seeds / folds (+0.20 so far)" in t
 
 
-def test_binary_conv_padding_bench_times_both_paths_and_restores_the_layer(tmp_path):
+@pytest.mark.parametrize("ab", ["padding", "optimizer"])
+def test_train_step_ab_times_both_paths_and_restores_the_layer(tmp_path, ab):
     from onebit.nn import layers
 
-    bench = _load("binary_conv_padding")
+    bench = _load("train_step_ab")
     before = layers._BinaryConvNd._padded_conv
-    out = tmp_path / "pad.json"
-    assert bench.main(["--cases", "2", "--rounds", "2", "--steps", "1", "--batch", "8", "--out", str(out)]) == 0
+    out = tmp_path / "ab.json"
+    for _ in range(2):  # a rerun replaces its row
+        assert bench.main(["--ab", ab, "--cases", "2", "--rounds", "2", "--steps", "1", "--batch", "8",
+                           "--out", str(out)]) == 0
     (row,) = json.loads(out.read_text())
-    assert (row["model"], row["setting"], row["amp"]) == ("sketch_a_net", "dab-fbin", "bf16")
-    assert row["explicit_ms"] > 0 and row["corrected_ms"] > 0
-    assert row["speedup"] == pytest.approx(row["explicit_ms"] / row["corrected_ms"], rel=0.01)
+    assert (row["ab"], row["model"], row["setting"], row["amp"]) == (ab, "sketch_a_net", "dab-fbin", "bf16")
+    assert row["before_ms"] > 0 and row["after_ms"] > 0 and row["cpu"]
+    assert row["speedup"] == pytest.approx(row["before_ms"] / row["after_ms"], rel=0.01)
     assert layers._BinaryConvNd._padded_conv is before  # the patched path never outlives the run

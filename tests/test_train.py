@@ -152,6 +152,29 @@ def test_binarized_weights_get_no_weight_decay():
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["weight_decay"] == pytest.approx(5e-4)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_is_the_default_and_makes_the_same_update(name):
+    """optim.fused (default true) picks torch's fused kernel; in float64 its steps equal the loop's."""
+    from onebit.models import create
+
+    states = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = create("pointnet_vanilla", num_classes=4, binarize="xnor", width=0.25).double()
+        cfg = resolve(_cfg() | {"optim": {"name": name, "lr": 0.01, "weight_decay": 1e-3, "fused": fused}})
+        opt = build_optimizer(model, cfg)
+        assert opt.defaults.get("fused") is (True if fused else None)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+            opt.step()
+        states[fused] = [p.detach().clone() for p in model.parameters()]
+    for a, b in zip(states[True], states[False], strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert resolve(_cfg())["optim"]["fused"] is True
+
+
 def test_metrics_cls_and_partseg_by_hand():
     m = TaskMetrics("cls", 3)
     logits = torch.tensor([[5.0, 0, 0], [5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0]])

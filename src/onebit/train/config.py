@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
         "nesterov": False,
         "betas": [0.9, 0.999],
         "binary_weight_decay": False,
+        "fused": True,
     },
     "schedule": {"name": "cosine", "eta_min": 0.0, "t_max": None, "interval": 30, "min_lr": 0.0},
     "loss": {
@@ -249,7 +250,7 @@ def resolve(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
                           f"of numbers, got {cw!r}")
     out["amp"] = normalize_amp(out["amp"], source)
     for key in ("compile", "deterministic", "sync_bn", "diagnostics", "optim.nesterov",
-                "optim.binary_weight_decay", "loss.official_reg", "eval.amp", "log.progress", "log.csv", "log.tensorboard"):
+                "optim.binary_weight_decay", "optim.fused", "loss.official_reg", "eval.amp", "log.progress", "log.csv", "log.tensorboard"):
         node = out
         for p in key.split("."):
             node = node[p]

@@ -225,11 +225,16 @@ def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
     lr = float(o["lr"])
+    # fused: one kernel over all parameters instead of a Python loop of small ops, the same update
+    # (benchmarks/train_step_ab.py --ab optimizer); only where torch has the fused kernel
+    fused = bool(o.get("fused", True)) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                                                for g in groups for p in g["params"])
+    kw = {"fused": True} if fused else {}
     if o["name"] == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=tuple(o["betas"]))
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(o["betas"]), **kw)
     if o["name"] == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(o["betas"]))
-    return torch.optim.SGD(groups, lr=lr, momentum=float(o["momentum"]), nesterov=bool(o["nesterov"]))
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(o["betas"]), **kw)
+    return torch.optim.SGD(groups, lr=lr, momentum=float(o["momentum"]), nesterov=bool(o["nesterov"]), **kw)
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: dict):
