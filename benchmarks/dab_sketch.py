@@ -599,6 +599,8 @@ def main(argv=None) -> int:
         rows = load_doc(json_path)["rows"]
         print(table2(select_rows(rows, args.schedule)))
         print()
+        print(fit_table(select_rows(rows, args.schedule)))
+        print()
         print(markdown_table(rows))
         return 0
     if args.plot:
@@ -733,6 +735,30 @@ def table2(rows: list[dict]) -> str:
     for line in (diff, wbin, fbin):
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines)
+
+
+def fit_table(rows: list[dict]) -> str:
+    """How far the optimal DAB fit of each trained net's final latent weights is from α·sign(W): per
+    (model, dataset, setting), the mean over layers and seeds / folds of the units' ``dab_stats``
+    (relative squared errors ‖W − W̃‖²/‖W‖² of both fits, the share of α·sign(W)'s error that DAB
+    removes, K/n and |α + β|). FBin's DAB and XNOR binarize activations alike, so DAB's FBin gain can
+    only come from that weight difference."""
+    lines = ["| model | dataset | setting | units | rel. error DAB fit | rel. error α·sign(W) | "
+             "share of α·sign(W)'s error DAB removes | K/n | mean \\|α+β\\| |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        stats = [u["dab_stats"] for u in r.get("units", []) if u.get("dab_stats")]
+        if not stats:
+            continue
+        layers = [v for st in stats for v in st.values()]
+        dab = statistics.fmean(v["sse_dab_rel"] for v in layers)
+        bwn = statistics.fmean(v["sse_bwn_rel"] for v in layers)
+        variant = f" ({r['variant']})" if r.get("variant") else ""
+        lines.append(f"| {r.get('model', 'sketch_a_net')} | {r['dataset']} | {r['setting']}{variant} | {len(stats)} | "
+                     f"{dab:.4f} | {bwn:.4f} | {100 * (1 - dab / bwn):.2f} % | "
+                     f"{statistics.fmean(v['K_over_n'] for v in layers):.3f} | "
+                     f"{statistics.fmean(v['alpha_plus_beta'] for v in layers):.4f} |")
+    return "\n".join(lines) if len(lines) > 2 else "(no row carries dab_stats yet)"
 
 
 def plot_table2(rows: list[dict], path: Path) -> None:

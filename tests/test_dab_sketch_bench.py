@@ -326,6 +326,25 @@ def test_table2_judges_targets_only_on_complete_rows():
     assert "pending: a row still lacks seeds / folds (+0.20 so far)" in t
 
 
+def test_fit_table_from_units_dab_stats(qd):
+    """The DAB-fit table averages the units' dab_stats over layers and seeds; fp rows carry none."""
+    rows = ds.load_doc(qd["json"])["rows"]
+    (dab,) = [r for r in rows if r["setting"] == "dab-fbin"]
+    layers = [v for u in dab["units"] for v in u["dab_stats"].values()]
+    assert len(layers) == 2 * 6  # two seeds, six binarized convs
+    for v in layers:  # DAB's fit is the optimal two-level one: never worse than alpha*sign(W)
+        assert v["sse_dab_rel"] <= v["sse_bwn_rel"] + 1e-4
+    d = statistics.fmean(v["sse_dab_rel"] for v in layers)
+    b = statistics.fmean(v["sse_bwn_rel"] for v in layers)
+    t = ds.fit_table(rows)
+    (line,) = [x for x in t.splitlines() if "| dab-fbin |" in x]
+    assert f"| 2 | {d:.4f} | {b:.4f} | {100 * (1 - d / b):.2f} % |" in line
+    assert "| fp |" not in t
+    variant = [dict(dab, variant="dab_preprocess=False")]
+    assert "| dab-fbin (dab_preprocess=False) |" in ds.fit_table(variant)
+    assert ds.fit_table([r for r in rows if r["setting"] == "fp"]) == "(no row carries dab_stats yet)"
+
+
 @pytest.mark.parametrize("ab", ["padding", "optimizer"])
 def test_train_step_ab_times_both_paths_and_restores_the_layer(tmp_path, ab):
     from onebit.nn import layers
