@@ -152,6 +152,32 @@ def test_binarized_weights_get_no_weight_decay():
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["weight_decay"] == pytest.approx(5e-4)
 
 
+@pytest.mark.parametrize("preset", ["xnor", "dab-wbin"])
+def test_dab_preprocess_centres_and_clamps_every_binarized_layer(tmp_path, preset):
+    """Algorithm 2 runs after every step on every weight-binarized layer when the spec sets it, DAB
+    or not (``{preset: xnor, dab_preprocess: true}`` isolates it from DAB's fit); off, nothing moves."""
+    from onebit.train.checkpoint import load_model
+
+    def trained(on: bool, lr: float):
+        out = tmp_path / f"{preset}-{on}-{lr}"
+        run(_cfg(binarize={"preset": preset, "dab_preprocess": on}, epochs=1,
+                 optim={"name": "adam", "lr": lr}), out, progress=False)
+        model, _ = load_model(out / "last.ckpt")
+        ws = [m.weight.detach().to(torch.float64) for m in model.modules()
+              if getattr(m, "kernel_quantizer", None) is not None]
+        assert ws
+        return (max(float(w.reshape(w.shape[0], -1).mean(1).abs().max()) for w in ws),
+                max(float(w.abs().max()) for w in ws))
+
+    mean_on, _ = trained(True, 1e-3)  # small steps: the clamp never acts, so every filter's mean is 0
+    assert mean_on < 1e-6
+    mean_off, _ = trained(False, 1e-3)
+    assert mean_off > 1e-3
+    _, peak_on = trained(True, 0.5)  # large steps: unchecked weights leave [-1, 1], clamped ones do not
+    _, peak_off = trained(False, 0.5)
+    assert peak_on <= 1.0 < peak_off
+
+
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_fused_optimizer_is_the_default_and_makes_the_same_update(name):
     """optim.fused (default true) picks torch's fused kernel; in float64 its steps equal the loop's."""

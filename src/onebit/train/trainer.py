@@ -200,13 +200,13 @@ def _binarized_weights(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _dab_layers(model: nn.Module, spec: dict | None) -> tuple[list[nn.Module], str]:
-    """Layers whose latent weights get DAB-Net Algorithm 2 after each step, and the centring mode."""
+    """Layers whose latent weights get DAB-Net Algorithm 2 after each step, and the centring mode:
+    every weight-binarized layer when the spec sets ``dab_preprocess`` (the DAB presets binarize with
+    DAB only; ``{preset: xnor, dab_preprocess: true}`` separates Algorithm 2 from DAB's fit)."""
     if not spec or not spec.get("dab_preprocess"):
         return [], "filter"
     mode = spec["dab_preprocess"] if isinstance(spec["dab_preprocess"], str) else "filter"
-    layers = [m for _, m in _binarized_weights(model)
-              if str(getattr(m.kernel_quantizer, "name", "")).startswith("dab")]
-    return layers, mode
+    return [m for _, m in _binarized_weights(model)], mode
 
 
 def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
