@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import threading
@@ -172,6 +173,18 @@ def job_status(doc: dict, job: dict) -> tuple[list[int], str | None]:
     return [u for u in job["units"] if u not in have], row.get("amp")
 
 
+def measured_per_100k(doc: dict, job: dict, cpu: str) -> tuple[float, int] | None:
+    """(median CPU minutes per 100k training samples, units) from this job's finished, unresumed units on
+    this CPU (process CPU time, so a loaded host does not inflate it), or None before the first lands."""
+    g = job["group"]
+    per_unit = g["train_per_class"] * g["classes"] * g["epochs"] / 1e5
+    secs = [u["cpu_seconds"] for r in doc["rows"] if row_matches(r, job) for u in r.get("units") or []
+            if u.get("cpu") == cpu and u.get("cpu_seconds") and not u.get("resumed")]
+    if not secs:
+        return None
+    return statistics.median(secs) / 60 / per_unit, len(secs)
+
+
 def plan(doc: dict, cpu: str, safety: float, session_h: float) -> list[dict]:
     """Every job with its command, estimate (minutes) and remaining units; long jobs split by unit."""
     out = []
@@ -181,6 +194,9 @@ def plan(doc: dict, cpu: str, safety: float, session_h: float) -> list[dict]:
         amp, speedup = choose_amp(doc, g, cpu)
         amp = row_amp or amp
         per100k, src = cost_per_100k(doc, g, job["setting"], amp, cpu)
+        got = measured_per_100k(doc, job, cpu)
+        if got is not None:  # the job's own finished units beat any model of its cost
+            per100k, src = got[0], f"measured, {got[1]} unit(s)"
         est = safety * per100k * job_samples(job) / 1e5
         pieces = [job]
         if est > 0.95 * session_h * 60 and len(job["units"]) > 1:  # does not fit a session: one job per unit

@@ -269,6 +269,19 @@ def test_campaign_plan_meets_the_schedule():
     doc = {"rows": [ds.finalize_row({**base, "units": [{"seed": 0, "fold": None, "acc": 1.0, "cpu": "c"}]})], "amp": []}
     left = {i["id"]: i["status"] for i in camp.plan(doc, "cpu", 1.3, 2.8)}
     assert left["san-qd-fp-s0"] == "done" and left["san-qd-fp-s1"] == "todo"
+    # estimates: a job's own finished units on this CPU (median CPU time), resumed ones and other CPUs aside
+    units = [{"seed": 0, "fold": None, "acc": 1.0, "cpu": "cpu", "cpu_seconds": 300.0},
+             {"seed": 1, "fold": None, "acc": 1.0, "cpu": "cpu", "cpu_seconds": 420.0, "resumed": True},
+             {"seed": 2, "fold": None, "acc": 1.0, "cpu": "other", "cpu_seconds": 60.0}]
+    doc = {"rows": [ds.finalize_row({**base, "units": units})], "amp": []}
+    per100k, n = camp.measured_per_100k(doc, job, "cpu")
+    g = job["group"]
+    assert n == 1 and per100k == pytest.approx(300.0 / 60 / (g["train_per_class"] * g["classes"] * g["epochs"] / 1e5))
+    est = {i["id"]: i for i in camp.plan(doc, "cpu", 1.3, 2.8)}
+    assert est["san-qd-fp-s1"]["cost_src"] == "measured, 1 unit(s)"
+    assert est["san-qd-fp-s1"]["est_min"] == pytest.approx(1.3 * 5.0, abs=0.06)  # 300 CPU s per unit, x safety
+    assert est["san-qd-bwn-s0"]["cost_src"] == "issue"  # no unit of that job yet
+    assert camp.measured_per_100k(doc, job, "nowhere") is None
 
 
 def test_campaign_dry_run(tmp_path, capsys):
