@@ -380,9 +380,9 @@ class _BinaryConvNd(_BinaryMixin):
             flat += [before, after]
         return flat
 
-    def _conv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, w: torch.Tensor, padding=0, groups: int | None = None) -> torch.Tensor:
         fn = F.conv1d if self._nd == 1 else F.conv2d
-        return fn(x, w, None, self.stride, 0, self.dilation, self.groups)
+        return fn(x, w, None, self.stride, padding, self.dilation, self.groups if groups is None else groups)
 
     def _padded_conv(self, xb: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """pad(xb, pad_value) ⊛ w. With symmetric padding it is computed as the zero-padded xb ⊛ w plus
@@ -393,15 +393,14 @@ class _BinaryConvNd(_BinaryMixin):
             return self._conv(xb, w)
         if any(b != a for b, a in pads):
             return self._conv(F.pad(xb, self._fpad(), value=self.pad_value), w)
-        fn = F.conv1d if self._nd == 1 else F.conv2d
         pad = tuple(p for p, _ in pads)
-        out = fn(xb, w, None, self.stride, pad, self.dilation, self.groups)
+        out = self._conv(xb, w, pad)
         spatial = xb.shape[-self._nd:]
         mask = torch.ones((1,) * (xb.dim() - self._nd) + tuple(n + 2 * p for n, p in zip(spatial, pad, strict=True)),
                           dtype=xb.dtype, device=xb.device)
         mask[(..., *(slice(p, p + n) for n, p in zip(spatial, pad, strict=True)))] = 0
         # every input channel of a group sees the same border, so Σ over w's input-channel dim suffices
-        border = fn(mask, w.sum(1, keepdim=True), None, self.stride, 0, self.dilation, 1)
+        border = self._conv(mask, w.sum(1, keepdim=True), groups=1)
         return out + self.pad_value * border
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -227,8 +227,7 @@ def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     lr = float(o["lr"])
     # fused: one kernel over all parameters instead of a Python loop of small ops, the same update
     # (benchmarks/train_step_ab.py --ab optimizer); only where torch has the fused kernel
-    fused = bool(o.get("fused", True)) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
-                                                for g in groups for p in g["params"])
+    fused = o["fused"] and all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
     kw = {"fused": True} if fused else {}
     if o["name"] == "adam":
         return torch.optim.Adam(groups, lr=lr, betas=tuple(o["betas"]), **kw)
