@@ -14,8 +14,21 @@ the order each round. The medians of process CPU time (the better figure on a sh
 their range go to ``benchmarks/results/train_step_ab.json`` (a rerun replaces the rows of its
 ``ab``, CPU and case).
 
+``--ab maxpool`` (issue 18's point clouds): max pooling backprops through autograd's scatter along
+the points dim (``before``) or ``onebit.nn.pool.max_over``'s flat ``index_put`` (``after``); the
+values and gradients are identical (``tests/test_pool.py`` checks them with ties, in float64 and bf16).
+
+``--ab allocator``: glibc malloc as the process starts (``before``, config ``allocator: system``)
+against ``allocator: reuse`` (``after``; ``onebit.train.allocator``). malloc cannot be put back in
+one process, so each round times each mode in a fresh child process, alternating the order.
+
+The point-cloud cases time the trainer's step for ``POINT_CASES`` (forward under bf16 autocast,
+CE + the T-Net regulariser, backward, fused Adam) at batch 32 × 256 points.
+
     nice python benchmarks/train_step_ab.py --ab padding --rounds 4 --steps 3
     nice python benchmarks/train_step_ab.py --ab optimizer --rounds 4 --steps 3
+    nice python benchmarks/train_step_ab.py --ab maxpool --rounds 4 --steps 5
+    nice python benchmarks/train_step_ab.py --ab allocator --rounds 4 --steps 5
 """
 
 from __future__ import annotations
@@ -38,6 +51,104 @@ CASES = (
     ("sketch_a_net", 64, 0.5, "dab-fbin", True, 125),
 )
 
+POINT_CASES = (
+    # (model, setting, bf16 autocast, points): issue 18's ModelNet40 rows
+    ("pointnet", "bipointnet", True, 256),
+    ("pointnet_vanilla", "bipointnet", True, 256),
+    ("pointnet", "fp", True, 256),
+)
+POINT_ABS = ("maxpool", "allocator")
+
+
+def build_point_step(model_name: str, setting: str, points: int, batch: int, seed: int = 0):
+    """One trainer-equivalent ModelNet40 step (bf16 forward, CE + T-Net regulariser, fused Adam)."""
+    import torch
+    import torch.nn.functional as F
+
+    from onebit.models import create
+    from onebit.train.config import resolve
+    from onebit.train.trainer import build_optimizer, resolve_binarize
+
+    torch.manual_seed(seed)
+    binarize = None if setting == "fp" else setting
+    cfg = resolve({"model": {"name": model_name}, "binarize": binarize, "data": {"name": "synthetic_shapes"},
+                   "optim": {"name": "adam", "lr": 1e-3}})
+    model = create(model_name, num_classes=40, task="cls", binarize=resolve_binarize(cfg["binarize"]))
+    opt = build_optimizer(model, cfg)
+    x = torch.randn(batch, points, 3)
+    y = torch.randint(0, 40, (batch,))
+    model.train()
+
+    def step(amp: bool) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y) + cfg["loss"]["tnet_reg"] * model.regularizer()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _time_steps(step, amp: bool, steps: int) -> float:
+    step(amp)  # untimed warm-up
+    t = time.process_time()
+    for _ in range(steps):
+        step(amp)
+    return (time.process_time() - t) / steps * 1e3
+
+
+def _child_allocator(mode: str, case_index: int, steps: int, batch: int) -> None:
+    """Child of ``--ab allocator``: set malloc per ``mode``, print ms per step of one point case."""
+    import torch
+
+    from onebit.train.allocator import resolve_allocator
+
+    torch.set_num_threads(1)
+    applied = resolve_allocator(mode, torch.device("cpu"))
+    model, setting, amp, points = POINT_CASES[case_index]
+    step = build_point_step(model, setting, points, batch)
+    step(amp)  # the first steps grow the heap / the mmap threshold
+    print(json.dumps({"ms": _time_steps(step, amp, steps), "reuse": applied}), flush=True)
+
+
+def measure_points(case_index: int, rounds: int, steps: int, batch: int, ab: str) -> dict:
+    import subprocess
+
+    import torch
+
+    from onebit.nn import pool
+
+    model, setting, amp, points = POINT_CASES[case_index]
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    if ab == "maxpool":
+        fast = pool.max_over
+        plain = lambda x, dim, keepdim=False: x.max(dim=dim, keepdim=keepdim).values  # noqa: E731
+        step = build_point_step(model, setting, points, batch)
+        try:
+            for r in range(rounds):
+                for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
+                    pool.max_over = plain if name == "before" else fast
+                    times[name].append(_time_steps(step, amp, steps))
+        finally:
+            pool.max_over = fast
+    else:
+        for r in range(rounds):
+            for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
+                mode = "system" if name == "before" else "reuse"
+                out = subprocess.run([sys.executable, __file__, "--child-allocator", mode, "--cases", str(case_index),
+                                      "--steps", str(steps), "--batch", str(batch)],
+                                     check=True, capture_output=True, text=True)
+                times[name].append(json.loads(out.stdout.strip().splitlines()[-1])["ms"])
+    b, a = statistics.median(times["before"]), statistics.median(times["after"])
+    return {"ab": ab, "before": ABS[ab][0], "after": ABS[ab][1],
+            "model": model, "size": points, "width": 1.0, "setting": setting, "amp": "bf16" if amp else "off",
+            "batch": batch, "rounds": rounds, "steps_per_round": steps,
+            "before_ms": round(b, 1), "before_range_ms": [round(min(times["before"]), 1),
+                                                         round(max(times["before"]), 1)],
+            "after_ms": round(a, 1), "after_range_ms": [round(min(times["after"]), 1), round(max(times["after"]), 1)],
+            "speedup": round(b / a, 3), "threads": 1, "torch": torch.__version__}
+
 
 def _explicit(self, xb, w):
     """The former path: build pad(xb, pad_value), then a padding-free convolution."""
@@ -49,6 +160,10 @@ def _explicit(self, xb, w):
 ABS = {
     "padding": ("explicit ±1 padded input, padding-free conv", "zero-padded conv + pad_value × (border ⊛ Σ_c W)"),
     "optimizer": ("torch optimizer, per-parameter loop", "torch optimizer, fused kernel (optim.fused)"),
+    "maxpool": ("x.max(dim).values: autograd scatters the gradient along the points dim",
+                "onebit.nn.pool.max_over: the gradient index_put at the argmax's flat positions"),
+    "allocator": ("glibc malloc as started (allocator: system)",
+                  "malloc keeps freed memory for reuse (allocator: reuse)"),
 }
 
 
@@ -95,28 +210,41 @@ def main(argv=None) -> int:
     ap.add_argument("--ab", default="padding", choices=tuple(ABS), help="which implementation choice to time")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--cases", default=None, help="comma list of indices into CASES (default: all)")
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default 64 for sketches, 32 for points)")
+    ap.add_argument("--cases", default=None,
+                    help="comma list of indices into CASES, or POINT_CASES for maxpool / allocator (default: all)")
+    ap.add_argument("--child-allocator", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train_step_ab.json"))
     args = ap.parse_args(argv)
+    args.batch_set = args.batch is not None
+    if args.batch is None:
+        args.batch = 32 if args.ab in POINT_ABS or args.child_allocator else 64
     import torch
 
     import dab_sketch_amp
     from onebit.train.amp import cpu_model
 
+    if args.child_allocator:
+        _child_allocator(args.child_allocator, int(args.cases), args.steps, args.batch)
+        return 0
     torch.set_num_threads(1)
-    picked = CASES if args.cases is None else [CASES[int(i)] for i in args.cases.split(",")]
+    points = args.ab in POINT_ABS
+    table = POINT_CASES if points else CASES
+    picked = list(range(len(table))) if args.cases is None else [int(i) for i in args.cases.split(",")]
     out = Path(args.out)
     rows = json.loads(out.read_text()) if out.exists() else []
     key = ("ab", "cpu", "model", "size", "width", "setting", "amp")
     for case in picked:
         load = dab_sketch_amp._loadavg()
-        r = measure(case, args.rounds, args.steps, args.batch, args.ab)
+        if points:
+            r = measure_points(case, args.rounds, args.steps, args.batch, args.ab)
+        else:
+            r = measure(table[case], args.rounds, args.steps, args.batch, args.ab)
         r.update(loadavg_before=load, cpu=cpu_model(), machine=platform.machine(),
                  date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  command="python benchmarks/train_step_ab.py " + " ".join(argv if argv is not None else sys.argv[1:]))
         rows = [x for x in rows if tuple(x.get(k) for k in key) != tuple(r[k] for k in key)] + [r]
-        print(f"{args.ab}: {r['model']} {r['size']}px {r['setting']} amp={r['amp']}: before {r['before_ms']} ms "
+        print(f"{args.ab}: {r['model']} {r['size']}{'pts' if points else 'px'} {r['setting']} amp={r['amp']}: before {r['before_ms']} ms "
               f"{r['before_range_ms']}, after {r['after_ms']} ms {r['after_range_ms']}, {r['speedup']:.2f}x", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")

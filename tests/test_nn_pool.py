@@ -176,3 +176,54 @@ def test_ema_max_gradient_reaches_the_max():
     x = torch.randn(2, 8, 3, requires_grad=True)
     EMAMaxPool()(x).sum().backward()
     assert torch.equal(x.grad.sum(1), torch.ones(2, 3))
+
+
+@pytest.mark.parametrize(
+    "shape, dim, keepdim, dtype",
+    [
+        ((4, 50, 7), 1, False, torch.float64),
+        ((3, 5, 6, 7), 2, True, torch.float64),
+        ((4, 50, 7), -1, False, torch.float64),
+        ((4, 50, 7), 0, True, torch.bfloat16),
+        ((6, 9), 1, False, torch.float32),
+    ],
+)
+def test_max_over_equals_torch_max_with_ties(shape, dim, keepdim, dtype):
+    # integers in {0, 1, 2}: most maxima are tied, so the gradient must go to the first one as torch's does
+    from onebit.nn.pool import max_over
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 3, shape, generator=g).to(dtype)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = b.max(dim=dim, keepdim=keepdim).values
+    grad = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(dtype)
+    out = max_over(a, dim, keepdim)
+    assert out.shape == ref.shape and torch.equal(out, ref)
+    out.backward(grad)
+    ref.backward(grad)
+    assert torch.equal(a.grad, b.grad)
+    assert int((a.grad != 0).sum()) <= ref.numel()  # one position per reduced row
+
+
+def test_max_over_double_backward_and_no_grad():
+    from onebit.nn.pool import max_over
+
+    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: max_over(t, 1), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: max_over(t, 1), (x,))
+    with torch.no_grad():
+        assert torch.equal(max_over(x, 2), x.max(dim=2).values)
+
+
+def test_max_pools_backprop_like_torch_max_masked_and_ema():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(-2, 3, (3, 6, 4), generator=g).to(torch.float64)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    for pool in (MaxPool(), EMAMaxPool()):
+        a = x.clone().requires_grad_()
+        b = x.clone().requires_grad_()
+        pool(a, mask).sum().backward()
+        filled = b.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        filled.max(dim=1).values.sum().backward()
+        assert torch.equal(a.grad, b.grad)

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from onebit.train.allocator import ALLOCATOR_MODES
+
 __all__ = ["ConfigError", "DEFAULTS", "load_config", "apply_overrides", "resolve", "save_config", "set_dotted"]
 
 
@@ -63,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "num_workers": 0,
     "threads": None,
     "amp": "auto",
+    "allocator": "auto",
     "compile": False,
     "deterministic": False,
     "sync_bn": False,
@@ -249,6 +252,8 @@ def resolve(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"{_where(source)}'loss.class_weights' must be null, 'inverse_cube_root' or a list "
                           f"of numbers, got {cw!r}")
     out["amp"] = normalize_amp(out["amp"], source)
+    if out["allocator"] not in ALLOCATOR_MODES:
+        raise ConfigError(f"{_where(source)}'allocator' must be one of auto, reuse, system, got {out['allocator']!r}")
     for key in ("compile", "deterministic", "sync_bn", "diagnostics", "optim.nesterov",
                 "optim.binary_weight_decay", "optim.fused", "loss.official_reg", "eval.amp", "log.progress", "log.csv", "log.tensorboard"):
         node = out

@@ -380,6 +380,10 @@ class Trainer:
         from onebit.train.amp import resolve_amp
 
         self.amp = resolve_amp(cfg["amp"], self.device)  # auto | bf16 | off -> on/off for this host
+        from onebit.train.allocator import resolve_allocator
+
+        # freed activation buffers stay in the heap for the next step instead of going back to the kernel
+        self.malloc_reuse = resolve_allocator(cfg["allocator"], self.device)
         self.ckpt = None
         if self.resume:
             path = self.out / "last.ckpt"
