@@ -159,6 +159,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--model", default="pointnet_vanilla", help="pointnet_vanilla, pointnet, pointnet_deploy")
     p.add_argument("--binarize", default="bipointnet", help="the binarized variant's preset")
+    p.add_argument("--allocator", default="auto", choices=("auto", "reuse", "system"),
+                   help="host malloc as the trainer's config 'allocator' (onebit.train.allocator)")
     p.add_argument("--append", action="store_true",
                    help="add this run to the file's 'rows' list instead of replacing the file")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/train_step.json"))
@@ -166,7 +168,10 @@ def main(argv=None) -> int:
 
     import torch
 
+    from onebit.train.allocator import resolve_allocator
+
     torch.set_num_threads(args.threads)
+    malloc_reuse = resolve_allocator(args.allocator, torch.device("cpu"))  # what the trainer does
     torch.manual_seed(0)
     variants = [v for v in args.variants.split(",") if v]
     setups = {}
@@ -195,11 +200,13 @@ def main(argv=None) -> int:
     result = {
         "benchmark": f"{args.model} train step (fwd + CE + bwd + Adam), binary = {args.binarize}",
         "batch": args.batch, "points": args.points, "threads": args.threads, "rounds": args.rounds,
-        "steps_per_round": args.steps, "torch": torch.__version__,
+        "steps_per_round": args.steps, "torch": torch.__version__, "allocator": args.allocator,
+        "malloc_reuse": malloc_reuse,
         "command": f"python benchmarks/train_step.py --rounds {args.rounds} --steps {args.steps} "
                    f"--threads {args.threads} --batch {args.batch} --points {args.points} --variants {args.variants}"
                    + (f" --model {args.model}" if args.model != "pointnet_vanilla" else "")
                    + (f" --binarize {args.binarize}" if args.binarize != "bipointnet" else "")
+                   + (f" --allocator {args.allocator}" if args.allocator != "auto" else "")
                    + (" --no-profile" if args.no_profile else "") + (" --append" if args.append else ""),
         "variants": {k: {"median_s": round(statistics.median(v), 4), "min_s": round(min(v), 4),
                          "max_s": round(max(v), 4), "n": len(v)} for k, v in times.items()},
