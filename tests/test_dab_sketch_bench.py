@@ -373,3 +373,16 @@ def test_train_step_ab_times_both_paths_and_restores_the_layer(tmp_path, ab):
     assert row["before_ms"] > 0 and row["after_ms"] > 0 and row["cpu"]
     assert row["speedup"] == pytest.approx(row["before_ms"] / row["after_ms"], rel=0.01)
     assert layers._BinaryConvNd._padded_conv is before  # the patched path never outlives the run
+
+
+def test_longer_schedule_is_a_variant_kept_out_of_table2():
+    argv = ["--model", "sketch_a_net", "--dataset", "sketchy", "--size", "64", "--width", "0.5", "--k", "5",
+            "--settings", "xnor", "--folds", "1"]
+    unit = [{"seed": 0, "fold": 1, "acc": 40.0, "cpu": "c"}]
+    longer = ds.finalize_row({**ds.base_row(ds.parse_args(argv + ["--epochs", "120"]), "sketchy", "xnor", True),
+                              "units": unit})
+    normal = ds.finalize_row({**ds.base_row(ds.parse_args(argv + ["--epochs", "30"]), "sketchy", "xnor", True),
+                              "units": [{**unit[0], "acc": 15.0}]})
+    assert longer["variant"] == "epochs=120" and normal["variant"] is None
+    table = ds.table2([normal, longer])
+    assert "15.00" in table and "40.00" not in table
