@@ -122,6 +122,9 @@ def measure_points(case_index: int, rounds: int, steps: int, batch: int, ab: str
     model, setting, amp, points = POINT_CASES[case_index]
     times: dict[str, list[float]] = {"before": [], "after": []}
     if ab == "maxpool":
+        from onebit.train.allocator import resolve_allocator
+
+        resolve_allocator("auto", torch.device("cpu"))  # as the trainer: page faults would blur the A/B
         fast = pool.max_over
         plain = lambda x, dim, keepdim=False: x.max(dim=dim, keepdim=keepdim).values  # noqa: E731
         step = build_point_step(model, setting, points, batch)
