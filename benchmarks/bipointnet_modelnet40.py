@@ -46,6 +46,9 @@ PAPER = {
     ("pointnet", "bnn+lsr"): 4.1,
     ("pointnet", "bipointnet-avg"): 82.5,
     # Table 4 (deployment net, A72/A53 rows): (b) first+last float, (c) last layer 1-bit, (f) no BN
+    # The official code's vanilla PointNet (tnet=False) is this 3-64-128-1024 net, not the PointNet paper's
+    # 64-64-64-128-1024 (notes b5): Table 3's vanilla rows (FP 86.8, BiPointNet 85.6) come from it
+    ("pointnet_deploy", "fp"): 86.8,
     ("pointnet_deploy", "bipointnet"): 85.62,
     ("pointnet_deploy", "bipointnet, last layer 1-bit"): 84.60,
     ("pointnet_deploy", "bipointnet, first layer 1-bit"): 5.31,
