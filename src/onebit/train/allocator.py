@@ -23,6 +23,7 @@ import platform
 __all__ = ["ALLOCATOR_MODES", "keep_freed_memory", "resolve_allocator"]
 
 ALLOCATOR_MODES = ("auto", "reuse", "system")
+"""Values of config ``allocator``: ``auto`` (reuse when training on the CPU with glibc), ``reuse``, ``system``."""
 
 # mallopt parameters (glibc <malloc.h>)
 _M_TRIM_THRESHOLD = -1
