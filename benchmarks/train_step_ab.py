@@ -14,9 +14,11 @@ the order each round. The medians of process CPU time (the better figure on a sh
 their range go to ``benchmarks/results/train_step_ab.json`` (a rerun replaces the rows of its
 ``ab``, CPU and case).
 
-``--ab maxpool`` (issue 18's point clouds): max pooling backprops through autograd's scatter along
-the points dim (``before``) or ``onebit.nn.pool.max_over``'s flat ``index_put`` (``after``); the
-values and gradients are identical (``tests/test_pool.py`` checks them with ties, in float64 and bf16).
+``--ab maxpool`` (issue 18's point clouds): max pooling as ``x.max(dim).values`` (``before``: torch's
+element-wise max-with-indices over the points dim, backward by autograd's scatter) or as
+``onebit.nn.pool.max_over`` (``after``: a 1-D max pool of the (outer, inner, n) view, backward by
+``index_put_`` at the argmax's flat positions); values, indices and gradients are identical
+(``tests/test_nn_pool.py`` checks them with ties, in float64 and bf16).
 
 ``--ab allocator``: glibc malloc as the process starts (``before``, config ``allocator: system``)
 against ``allocator: reuse`` (``after``; ``onebit.train.allocator``). malloc cannot be put back in
@@ -164,7 +166,7 @@ ABS = {
     "padding": ("explicit ±1 padded input, padding-free conv", "zero-padded conv + pad_value × (border ⊛ Σ_c W)"),
     "optimizer": ("torch optimizer, per-parameter loop", "torch optimizer, fused kernel (optim.fused)"),
     "maxpool": ("x.max(dim).values: autograd scatters the gradient along the points dim",
-                "onebit.nn.pool.max_over: the gradient index_put at the argmax's flat positions"),
+                "onebit.nn.pool.max_over: 1-D max pool of the (outer, inner, n) view; gradient index_put_ at the argmax"),
     "allocator": ("glibc malloc as started (allocator: system)",
                   "malloc keeps freed memory for reuse (allocator: reuse)"),
 }

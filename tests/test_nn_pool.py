@@ -227,3 +227,24 @@ def test_max_pools_backprop_like_torch_max_masked_and_ema():
         filled = b.masked_fill(~mask.unsqueeze(-1), float("-inf"))
         filled.max(dim=1).values.sum().backward()
         assert torch.equal(a.grad, b.grad)
+
+
+def test_max_over_forward_matches_torch_max_everywhere():
+    # values and first-max indices of the fast forward, with grad off (eval) and on, any dim
+    from onebit.nn.pool import _max_with_indices, max_over
+
+    g = torch.Generator().manual_seed(5)
+    for shape in ((2, 7, 3), (3, 4, 5, 6), (9,), (1, 1, 1)):
+        for dtype in (torch.float64, torch.float32, torch.bfloat16):
+            x = torch.randint(-3, 4, shape, generator=g).to(dtype)
+            for dim in range(-len(shape), len(shape)):
+                for keepdim in (False, True):
+                    v, i = _max_with_indices(x, dim % x.dim(), keepdim)
+                    ref = x.max(dim=dim, keepdim=keepdim)
+                    assert torch.equal(v, ref.values) and torch.equal(i, ref.indices), (shape, dtype, dim)
+                    assert torch.equal(max_over(x, dim, keepdim), ref.values)
+    ints = torch.randint(0, 9, (3, 5, 2), generator=g)
+    assert torch.equal(max_over(ints, 1), ints.max(dim=1).values)  # no float kernel: torch.max
+    nan = torch.randn(2, 6, 3, generator=g)
+    nan[1, 2, 0] = float("nan")
+    assert torch.equal(max_over(nan, 1).isnan(), nan.max(dim=1).values.isnan())

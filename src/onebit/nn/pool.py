@@ -166,19 +166,38 @@ def _prepare_mask(mask: torch.Tensor, x: torch.Tensor, dim: int, keepdim: bool, 
     return mb, n, n_shape
 
 
+def _max_with_indices(x: torch.Tensor, dim: int, keepdim: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.max(x, dim)``'s values and indices (the first maximum on ties), computed fast.
+
+    torch's CPU max-with-indices reduces a non-innermost dim element by element: 10 ms (bf16) and
+    18 ms (FP32) for a (32, 256, 1024) batch pooled over the points. A 1-D max pool over the same
+    dim of the (outer, inner, n) view runs vectorized over the inner dim in 0.9 / 1.1 ms, with
+    the same values and the same first-maximum indices.
+    """
+    shape = x.shape
+    n = shape[dim]
+    if not x.is_floating_point() or n == 0 or x.numel() == 0:
+        return x.max(dim=dim, keepdim=keepdim)
+    pre, post = math.prod(shape[:dim]), math.prod(shape[dim + 1:])
+    values, indices = torch.nn.functional.max_pool1d(
+        x.reshape(pre, n, post).transpose(1, 2), n, return_indices=True)  # (pre, post, 1)
+    out = tuple(shape[:dim]) + ((1,) if keepdim else ()) + tuple(shape[dim + 1:])
+    return values.reshape(out), indices.reshape(out)
+
+
 class _MaxOverDim(torch.autograd.Function):
-    """``x.max(dim)`` whose backward writes each gradient to its argmax by flat index.
+    """``x.max(dim)`` with a fast forward and a backward that writes each gradient at its argmax.
 
     The values, the indices (first maximum on ties) and the gradient are exactly those of
-    ``torch.max(x, dim)``: only the backward's kernel differs. Autograd's own backward scatters
-    along ``dim`` into a zero tensor; torch's CPU scatter has no vectorized bf16 path (3.5 ms for a
+    ``torch.max(x, dim)``; only the kernels differ. Autograd's own backward scatters along ``dim``
+    into a zero tensor, and torch's CPU scatter has no vectorized bf16 path (3.5 ms for a
     (32, 256, 1024) bf16 batch, 0.8 ms in FP32), while an ``index_put_`` at the flat positions takes
     0.3 ms (bf16) and 1.2 ms (FP32) (``benchmarks/train_step_ab.py --ab maxpool``).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, dim: int, keepdim: bool):
-        values, indices = x.max(dim=dim, keepdim=keepdim)
+        values, indices = _max_with_indices(x, dim, keepdim)
         ctx.save_for_backward(indices)
         ctx.shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
         ctx.mark_non_differentiable(indices)
@@ -201,10 +220,13 @@ class _MaxOverDim(torch.autograd.Function):
 
 
 def max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
-    """The max of ``x`` over ``dim`` (values only), as ``x.max(dim).values`` with a faster backward."""
+    """The max of ``x`` over ``dim`` (values only): ``x.max(dim).values``, computed faster."""
+    if x.dim() == 0:
+        raise ValueError("max_over: input must have at least one dim")
+    dim = dim % x.dim()
     if not (x.requires_grad and torch.is_grad_enabled()) or x.numel() == 0:
-        return x.max(dim=dim, keepdim=keepdim).values
-    return _MaxOverDim.apply(x, dim % x.dim(), keepdim)[0]
+        return _max_with_indices(x, dim, keepdim)[0]
+    return _MaxOverDim.apply(x, dim, keepdim)[0]
 
 
 class _Pool(nn.Module):
