@@ -31,6 +31,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from onebit.train.allocator import ALLOCATOR_MODES, resolve_allocator
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--model", default="pointnet_vanilla", help="pointnet_vanilla, pointnet, pointnet_deploy")
     p.add_argument("--binarize", default="bipointnet", help="the binarized variant's preset")
-    p.add_argument("--allocator", default="auto", choices=("auto", "reuse", "system"),
+    p.add_argument("--allocator", default="auto", choices=ALLOCATOR_MODES,
                    help="host malloc as the trainer's config 'allocator' (onebit.train.allocator)")
     p.add_argument("--append", action="store_true",
                    help="add this run to the file's 'rows' list instead of replacing the file")
@@ -167,8 +169,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import torch
-
-    from onebit.train.allocator import resolve_allocator
 
     torch.set_num_threads(args.threads)
     malloc_reuse = resolve_allocator(args.allocator, torch.device("cpu"))  # what the trainer does

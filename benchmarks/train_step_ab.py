@@ -92,6 +92,17 @@ def build_point_step(model_name: str, setting: str, points: int, batch: int, see
     return step
 
 
+def _ab_row(ab: str, times: dict[str, list[float]], rounds: int, steps: int, **case) -> dict:
+    """One result row: the case's fields, median and range of ms per step before / after, speed-up."""
+    import torch
+
+    b, a = statistics.median(times["before"]), statistics.median(times["after"])
+    return {"ab": ab, "before": ABS[ab][0], "after": ABS[ab][1], **case, "rounds": rounds, "steps_per_round": steps,
+            "before_ms": round(b, 1), "before_range_ms": [round(min(times["before"]), 1), round(max(times["before"]), 1)],
+            "after_ms": round(a, 1), "after_range_ms": [round(min(times["after"]), 1), round(max(times["after"]), 1)],
+            "speedup": round(b / a, 3), "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def _time_steps(step, amp: bool, steps: int) -> float:
     step(amp)  # untimed warm-up
     t = time.process_time()
@@ -145,14 +156,8 @@ def measure_points(case_index: int, rounds: int, steps: int, batch: int, ab: str
                                       "--steps", str(steps), "--batch", str(batch)],
                                      check=True, capture_output=True, text=True)
                 times[name].append(json.loads(out.stdout.strip().splitlines()[-1])["ms"])
-    b, a = statistics.median(times["before"]), statistics.median(times["after"])
-    return {"ab": ab, "before": ABS[ab][0], "after": ABS[ab][1],
-            "model": model, "size": points, "width": 1.0, "setting": setting, "amp": "bf16" if amp else "off",
-            "batch": batch, "rounds": rounds, "steps_per_round": steps,
-            "before_ms": round(b, 1), "before_range_ms": [round(min(times["before"]), 1),
-                                                         round(max(times["before"]), 1)],
-            "after_ms": round(a, 1), "after_range_ms": [round(min(times["after"]), 1), round(max(times["after"]), 1)],
-            "speedup": round(b / a, 3), "threads": 1, "torch": torch.__version__}
+    return _ab_row(ab, times, rounds, steps, model=model, size=points, width=1.0, setting=setting,
+                   amp="bf16" if amp else "off", batch=batch)
 
 
 def _explicit(self, xb, w):
@@ -173,7 +178,6 @@ ABS = {
 
 
 def measure(case, rounds: int, steps: int, batch: int, ab: str = "padding") -> dict:
-    import torch
 
     import dab_sketch_amp
     from onebit.nn import layers
@@ -192,22 +196,11 @@ def measure(case, rounds: int, steps: int, batch: int, ab: str = "padding") -> d
             for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
                 if ab == "padding":
                     layers._BinaryConvNd._padded_conv = _explicit if name == "before" else corrected
-                step = steps_of[name]
-                step(amp)  # untimed warm-up
-                t = time.process_time()
-                for _ in range(steps):
-                    step(amp)
-                times[name].append((time.process_time() - t) / steps * 1e3)
+                times[name].append(_time_steps(steps_of[name], amp, steps))
     finally:
         layers._BinaryConvNd._padded_conv = corrected
-    b, a = statistics.median(times["before"]), statistics.median(times["after"])
-    return {"ab": ab, "before": ABS[ab][0], "after": ABS[ab][1],
-            "model": model, "size": size, "width": width, "setting": setting, "amp": "bf16" if amp else "off",
-            "batch": batch, "rounds": rounds, "steps_per_round": steps,
-            "before_ms": round(b, 1), "before_range_ms": [round(min(times["before"]), 1),
-                                                         round(max(times["before"]), 1)],
-            "after_ms": round(a, 1), "after_range_ms": [round(min(times["after"]), 1), round(max(times["after"]), 1)],
-            "speedup": round(b / a, 3), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    return _ab_row(ab, times, rounds, steps, model=model, size=size, width=width, setting=setting,
+                   amp="bf16" if amp else "off", batch=batch)
 
 
 def main(argv=None) -> int:
@@ -221,7 +214,6 @@ def main(argv=None) -> int:
     ap.add_argument("--child-allocator", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train_step_ab.json"))
     args = ap.parse_args(argv)
-    args.batch_set = args.batch is not None
     if args.batch is None:
         args.batch = 32 if args.ab in POINT_ABS or args.child_allocator else 64
     import torch

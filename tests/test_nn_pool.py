@@ -213,6 +213,8 @@ def test_max_over_double_backward_and_no_grad():
     assert torch.autograd.gradgradcheck(lambda t: max_over(t, 1), (x,))
     with torch.no_grad():
         assert torch.equal(max_over(x, 2), x.max(dim=2).values)
+    with pytest.raises(ValueError, match="at least one dim"):
+        max_over(torch.tensor(1.0), 0)
 
 
 def test_max_pools_backprop_like_torch_max_masked_and_ema():

@@ -166,19 +166,22 @@ def _prepare_mask(mask: torch.Tensor, x: torch.Tensor, dim: int, keepdim: bool, 
     return mb, n, n_shape
 
 
+def _split(shape: torch.Size, dim: int) -> tuple[int, int, int]:
+    """(outer, n, inner): ``shape`` seen as a contiguous (outer, n, inner) block around ``dim``."""
+    return math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1:])
+
+
 def _max_with_indices(x: torch.Tensor, dim: int, keepdim: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.max(x, dim)``'s values and indices (the first maximum on ties), computed fast.
 
-    torch's CPU max-with-indices reduces a non-innermost dim element by element: 10 ms (bf16) and
-    18 ms (FP32) for a (32, 256, 1024) batch pooled over the points. A 1-D max pool over the same
-    dim of the (outer, inner, n) view runs vectorized over the inner dim in 0.9 / 1.1 ms, with
-    the same values and the same first-maximum indices.
+    torch's CPU max-with-indices reduces a non-innermost dim element by element; a 1-D max pool
+    over the same dim of the (outer, inner, n) view runs vectorized over the inner dim, with the
+    same values and the same first-maximum indices.
     """
     shape = x.shape
-    n = shape[dim]
-    if not x.is_floating_point() or n == 0 or x.numel() == 0:
+    pre, n, post = _split(shape, dim)
+    if not x.is_floating_point() or x.numel() == 0:
         return x.max(dim=dim, keepdim=keepdim)
-    pre, post = math.prod(shape[:dim]), math.prod(shape[dim + 1:])
     values, indices = torch.nn.functional.max_pool1d(
         x.reshape(pre, n, post).transpose(1, 2), n, return_indices=True)  # (pre, post, 1)
     out = tuple(shape[:dim]) + ((1,) if keepdim else ()) + tuple(shape[dim + 1:])
@@ -190,26 +193,23 @@ class _MaxOverDim(torch.autograd.Function):
 
     The values, the indices (first maximum on ties) and the gradient are exactly those of
     ``torch.max(x, dim)``; only the kernels differ. Autograd's own backward scatters along ``dim``
-    into a zero tensor, and torch's CPU scatter has no vectorized bf16 path (3.5 ms for a
-    (32, 256, 1024) bf16 batch, 0.8 ms in FP32), while an ``index_put_`` at the flat positions takes
-    0.3 ms (bf16) and 1.2 ms (FP32) (``benchmarks/train_step_ab.py --ab maxpool``).
+    into a zero tensor, and torch's CPU scatter has no vectorized bf16 path; an ``index_put_`` at the
+    flat positions has (``benchmarks/train_step_ab.py --ab maxpool`` times the whole train step).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, dim: int, keepdim: bool):
         values, indices = _max_with_indices(x, dim, keepdim)
         ctx.save_for_backward(indices)
-        ctx.shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
+        ctx.shape, ctx.dim = x.shape, dim
         ctx.mark_non_differentiable(indices)
         return values, indices
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor, _grad_indices=None):
         (indices,) = ctx.saved_tensors
-        shape, d = ctx.shape, ctx.dim
-        n = shape[d]
-        post = math.prod(shape[d + 1:])
-        pre = math.prod(shape[:d])
+        shape = ctx.shape
+        pre, n, post = _split(shape, ctx.dim)
         idx = indices.reshape(pre, post)
         # flat position of (outer, argmax, inner) in the contiguous input
         flat = (torch.arange(pre, device=idx.device).unsqueeze(1) * (n * post) + idx * post

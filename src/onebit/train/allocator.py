@@ -5,8 +5,8 @@ malloc serves blocks above its mmap threshold (128 KiB to 32 MiB) with fresh ``m
 returns them with ``munmap`` when freed, so every step page-faults its activations back in and
 the kernel zeroes each page again. ``reuse`` tells malloc to keep freed memory for reuse (no
 ``mmap`` for large blocks, no trimming of the heap top): the process keeps its peak footprint,
-and a binarized PointNet step with T-Nets (batch 32 x 256 points, bf16, one thread, AMD EPYC)
-ran about 1.3x faster (``benchmarks/train_step_ab.py --ab allocator``). The maths is untouched.
+and PointNet train steps (batch 32 x 256 points, bf16, one thread, AMD EPYC) ran 1.15-1.48x
+faster (``benchmarks/train_step_ab.py --ab allocator``). The maths is untouched.
 
 The setting is process-wide and lasts for the process (it changes how later allocations are
 served, not what they hold); ``system`` leaves malloc as it is. Peers get the same effect by

@@ -253,7 +253,8 @@ def resolve(cfg: dict[str, Any], source: str | None = None) -> dict[str, Any]:
                           f"of numbers, got {cw!r}")
     out["amp"] = normalize_amp(out["amp"], source)
     if out["allocator"] not in ALLOCATOR_MODES:
-        raise ConfigError(f"{_where(source)}'allocator' must be one of auto, reuse, system, got {out['allocator']!r}")
+        raise ConfigError(f"{_where(source)}'allocator' must be one of {', '.join(ALLOCATOR_MODES)}, "
+                          f"got {out['allocator']!r}")
     for key in ("compile", "deterministic", "sync_bn", "diagnostics", "optim.nesterov",
                 "optim.binary_weight_decay", "optim.fused", "loss.official_reg", "eval.amp", "log.progress", "log.csv", "log.tensorboard"):
         node = out
