@@ -146,3 +146,61 @@ def test_lsr_before_bn_frozen_keeps_eq9_value_and_trains_the_rest():
     assert frozen.onebit_config["binarize"]["lsr_before_bn"] == "frozen"
     with pytest.raises(SpecError, match="lsr_before_bn"):
         resolve_spec("bipointnet", lsr_before_bn="fixed")
+
+
+def test_lsr_unit_init_gives_unit_variance_output():
+    torch.manual_seed(1)
+    layer = BinaryLinear(16, 8, bias=False, scale="lsr")
+    layer.lsr.init = "unit"
+    x = torch.randn(32, 16, dtype=torch.float64)
+    layer = layer.double()
+    binary = sgn(x) @ sgn(layer.weight.detach()).t()
+    layer.train()
+    y = layer(x)
+    assert layer.lsr.alpha.item() == pytest.approx(float(1.0 / binary.std()), rel=1e-6)  # α₀ = 1 / σ(B_a·B_w)
+    assert float(y.detach().std()) == pytest.approx(1.0, rel=1e-6)
+    assert "init='unit'" in repr(layer.lsr)
+    with pytest.raises(ValueError, match="init must be one of"):
+        LSRScale(init="ones")
+
+
+def test_spec_lsr_init_reaches_every_lsr_layer_and_is_validated():
+    from onebit.convert import BinarizeSpec, SpecError, binarize, resolve_spec
+    from onebit.models import create
+
+    spec = resolve_spec("bipointnet", lsr_init="unit")
+    assert BinarizeSpec.from_dict(spec.to_dict()).lsr_init == "unit"
+    model = create("pointnet_deploy", 5, binarize=spec)
+    inits = [m.init for m in model.modules() if isinstance(m, LSRScale)]
+    assert len(inits) == 4 and set(inits) == {"unit"}
+    assert {m.init for m in create("pointnet_deploy", 5, binarize="bipointnet").modules()
+            if isinstance(m, LSRScale)} == {"real"}
+    # a model that is itself the converted layer
+    single = binarize(torch.nn.Linear(4, 3), resolve_spec("bipointnet", keep_float=[], lsr_init="unit"))
+    assert single.lsr.init == "unit"
+    with pytest.raises(SpecError, match="lsr_init must be one of"):
+        resolve_spec("bipointnet", lsr_init="one")
+    with pytest.raises(SpecError, match="lsr_init is an option of scale='lsr'"):
+        resolve_spec("xnor", lsr_init="unit")
+
+
+def test_no_bn_pointnet_trains_only_with_unit_lsr_init():
+    """Table 4 (f): without BN, Eq. 9 keeps the pre-pool features at the float net's small scale, EMA-max's
+    δ* pushes every pooled feature out of the sign's STE window and the encoder gets no gradient at all;
+    unit-variance α₀ puts them where δ* was derived for and the encoder learns."""
+    from onebit.convert import resolve_spec
+    from onebit.models import create
+
+    def encoder_grad(lsr_init):
+        torch.manual_seed(0)
+        spec = resolve_spec("bipointnet", bias="keep", lsr_init=lsr_init,
+                            model_options={"pool": "ema-max", "act": "hardtanh", "hidden_bn": False})
+        model = create("pointnet_deploy", 4, binarize=spec).train()
+        x = torch.rand(8, 256, 3) * 2 - 1
+        x = x / x.norm(dim=-1).amax(dim=1, keepdim=True)[..., None]  # unit sphere, as the protocol
+        F.cross_entropy(model(x), torch.arange(8) % 4).backward()
+        return sum(float(m.weight.grad.abs().sum()) for n, m in model.named_modules()
+                   if n.startswith("mlp2.") and isinstance(m, BinaryLinear))
+
+    assert encoder_grad("real") == 0.0
+    assert encoder_grad("unit") > 0.0

@@ -8,6 +8,7 @@ from fnmatch import fnmatchcase
 from torch import nn
 
 from onebit.nn.layers import BinaryConv1d, BinaryConv2d, BinaryLinear, is_binary_layer
+from onebit.nn.lsr import LSRScale
 
 from .presets import resolve_spec
 from .spec import BinarizeSpec, SpecError
@@ -128,16 +129,19 @@ def binarize(model: nn.Module, spec: str | dict | BinarizeSpec | None = None, **
         return model
     # replace every occurrence, so a layer shared under several names stays shared
     root = converted.get(id(model))
-    if root is not None:
-        root.onebit_spec = spec
-        return root
-    for name, m in list(model.named_modules(remove_duplicate=False)):
-        if name and id(m) in converted:
-            _set_module(model, name, converted[id(m)])
-    model.onebit_spec = spec
+    if root is None:
+        for name, m in list(model.named_modules(remove_duplicate=False)):
+            if name and id(m) in converted:
+                _set_module(model, name, converted[id(m)])
+        root = model
+    root.onebit_spec = spec
+    if spec.lsr_init != "real":
+        for m in root.modules():
+            if isinstance(m, LSRScale):
+                m.init = spec.lsr_init
     if spec.lsr_before_bn == "frozen":
-        freeze_lsr_before_bn(model)
-    return model
+        freeze_lsr_before_bn(root)
+    return root
 
 
 def freeze_lsr_before_bn(model: nn.Module) -> list[str]:

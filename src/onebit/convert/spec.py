@@ -99,6 +99,9 @@ class BinarizeSpec:
       such an α only acts through its sign, and Adam's normalised steps walk it through zero, which
       flips the layer's output (``benchmarks/lsr_alpha_drift.py``). Frozen, the function class and the
       deployed model are the same.
+    * ``lsr_init``: how every LSR α starts (``onebit.nn.lsr.LSR_INITS``): "real" (Eq. 9, the paper:
+      the real-valued output's σ) or "unit" (unit-variance output). A net without BatchNorm (Table 4
+      (f)) needs "unit" before an EMA-max pool, whose δ* assumes N(0, 1) input.
     """
 
     name: str = "custom"
@@ -115,6 +118,7 @@ class BinarizeSpec:
     dab_preprocess: bool | str = False
     center_weights: bool = False
     lsr_before_bn: str = "train"
+    lsr_init: str = "real"
 
     def __post_init__(self) -> None:
         where = f"binarize spec {self.name!r}"
@@ -150,6 +154,13 @@ class BinarizeSpec:
             raise SpecError(f"{where}: center_weights is an option of scale='lsr' (official BiPointNet LSR)")
         if self.lsr_before_bn not in LSR_BEFORE_BN:
             raise SpecError(f"{where}: lsr_before_bn must be one of {LSR_BEFORE_BN}, got {self.lsr_before_bn!r}")
+        from onebit.nn.lsr import LSR_INITS
+
+        if self.lsr_init not in LSR_INITS:
+            raise SpecError(f"{where}: lsr_init must be one of {LSR_INITS}, got {self.lsr_init!r}")
+        if self.lsr_init != "real" and self.scale != "lsr" and not any(
+                ov and ov.get("scale") == "lsr" for ov in self.layers.values()):
+            raise SpecError(f"{where}: lsr_init is an option of scale='lsr' (no layer uses LSR)")
 
     @staticmethod
     def _check_override(ov: Any, where: str) -> dict | None:
