@@ -15,9 +15,13 @@ inside the sign's STE window |y| ≤ 1 where a gradient passes, the share ≥ 0,
 that one cross-entropy backward leaves on the encoder's binary weights. With ``--epochs N`` it also trains
 each variant N epochs on the full ModelNet40 training split (``onebit.train.run``, the campaign's recipe)
 and records the test OA. ``--checkpoint VARIANT=PATH`` probes a trained checkpoint as well (for instance the
-campaign's 100-epoch ``deploy_no_bn`` run).
+campaign's 100-epoch ``deploy_no_bn`` run); with ``--engine`` each checkpoint is also exported and its test OA
+measured in the engine and in torch float64 (the zoo's fixed test draw 0).
 
-    python benchmarks/bipointnet_no_bn_probe.py --epochs 10 --out benchmarks/results/bipointnet_no_bn_probe.json
+    python benchmarks/bipointnet_no_bn_probe.py --epochs 10 --train no_bn_max --engine \
+        --checkpoint no_bn=~/onebit-runs/bipointnet_modelnet40/deploy_no_bn/last.ckpt \
+        --checkpoint no_bn_unit=~/onebit-runs/bipointnet_modelnet40/deploy_no_bn_unit/last.ckpt \
+        --out benchmarks/results/bipointnet_no_bn_probe.json
 """
 
 from __future__ import annotations
@@ -58,13 +62,18 @@ def base_config(binarize, args) -> dict:
 
 
 def probe(model, x, y) -> dict:
-    """One train-mode forward and backward of (x, y): per-layer scales, the pooled feature, the gradients."""
+    """One train-mode forward and backward of (x, y) on a copy of ``model`` (its BN statistics and LSR state
+    stay as they were): per-layer scales, the pooled feature, the gradients."""
+    import copy
+
     import torch
     import torch.nn.functional as F
 
     from onebit.analysis.entropy import sign_entropy
     from onebit.convert import iter_binary_layers
 
+    model = copy.deepcopy(model)
+    torch.manual_seed(0)  # the classifier's dropout: the same mask on every call
     layers = dict(iter_binary_layers(model))
     outs, pooled = {}, {}
     hooks = [m.register_forward_hook(lambda mod, i, o, n=n: outs.__setitem__(n, o.detach()))
@@ -91,6 +100,27 @@ def probe(model, x, y) -> dict:
     }
 
 
+def engine_vs_torch(model, cfg) -> dict:
+    """Test OA of ``model`` exported to the engine and in torch float64, on the zoo's fixed test draw 0."""
+    import numpy as np
+
+    import onebit.export
+    from onebit.runtime import load as runtime_load
+    from onebit.zoo.build import _arrays, eval_split, predict
+
+    ds, _ = eval_split(cfg, test_seed=0)
+    clouds, labels = _arrays(ds)
+    with tempfile.TemporaryDirectory() as d:
+        onebit.export.export(model, Path(d) / "m.onebit", points=clouds.shape[1])
+        eng = runtime_load(Path(d) / "m.onebit")
+        engine = predict(clouds, eng=eng).argmax(-1)
+    ref = predict(clouds, model=model).argmax(-1)
+    return {"test_clouds": int(len(labels)), "points": int(clouds.shape[1]),
+            "engine_oa": round(100 * float(np.mean(engine == labels)), 2),
+            "torch_float64_oa": round(100 * float(np.mean(ref == labels)), 2),
+            "disagreements": int(np.sum(engine != ref))}
+
+
 def first_batch(cfg, batch_size: int):
     import torch
 
@@ -106,7 +136,8 @@ def first_batch(cfg, batch_size: int):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {list(VARIANTS)}")
-    ap.add_argument("--epochs", type=int, default=0, help="also train each variant this many epochs (0: probe only)")
+    ap.add_argument("--epochs", type=int, default=0, help="also train variants this many epochs (0: probe only)")
+    ap.add_argument("--train", default=None, help="comma list of the variants to train (default: all of --variants)")
     ap.add_argument("--points", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=666)
@@ -115,6 +146,8 @@ def main(argv=None) -> int:
     ap.add_argument("--root", default=None, help="ModelNet40 root (default: ../shared/data/modelnet40)")
     ap.add_argument("--checkpoint", action="append", default=[], metavar="VARIANT=PATH",
                     help="also probe this trained checkpoint (repeatable)")
+    ap.add_argument("--engine", action="store_true",
+                    help="also export each --checkpoint and compare the engine's test OA with torch's (test draw 0)")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here")
     args = ap.parse_args(argv)
 
@@ -130,6 +163,9 @@ def main(argv=None) -> int:
     bad = [v for v in names if v not in VARIANTS]
     if bad:
         ap.error(f"unknown variant(s) {bad}; choose from {list(VARIANTS)}")
+    trained_names = names if args.train is None else [v for v in args.train.split(",") if v]
+    if set(trained_names) - set(names):
+        ap.error(f"--train {sorted(set(trained_names) - set(names))} not in --variants")
     x, y = first_batch(base_config("bipointnet", args), args.batch_size)
     result = {"cpu": cpu_model(), "points": args.points, "batch_size": args.batch_size, "seed": args.seed,
               "epochs": args.epochs, "command": "python benchmarks/bipointnet_no_bn_probe.py " + " ".join(
@@ -142,7 +178,7 @@ def main(argv=None) -> int:
         print(f"{v:11s} init: pooled mean {row['init']['pooled']['mean']:+.3f} std {row['init']['pooled']['std']:.3f}"
               f"  in STE window {row['init']['pooled']['in_ste_window']:.3f}"
               f"  positive {row['init']['pooled']['positive']:.3f}", flush=True)
-        if args.epochs:
+        if args.epochs and v in trained_names:
             t0 = time.time()
             with tempfile.TemporaryDirectory() as d:
                 res = run(cfg, d, progress=False)
@@ -159,7 +195,12 @@ def main(argv=None) -> int:
         if v not in VARIANTS or not path:
             ap.error(f"--checkpoint expects VARIANT=PATH with VARIANT in {list(VARIANTS)}, got {spec!r}")
         trained, ckpt = load_model(Path(path).expanduser())
-        result["variants"].setdefault(v, {})["checkpoint"] = {"epochs": ckpt.get("epoch"), **probe(trained, x, y)}
+        row = {"epochs": ckpt.get("epoch"), **probe(trained, x, y)}
+        if args.engine:
+            row["engine"] = engine_vs_torch(trained.eval(), base_config(VARIANTS[v], args))
+            print(f"{v:11s} checkpoint: engine {row['engine']['engine_oa']:.2f} %, torch float64 "
+                  f"{row['engine']['torch_float64_oa']:.2f} %", flush=True)
+        result["variants"].setdefault(v, {})["checkpoint"] = row
     text = json.dumps(result, indent=1)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -131,3 +131,22 @@ def test_compare(deploy):
     r = compare(model, torch.randn(1, 64, 3), threads=1, rounds=2, min_block_s=0.005)
     assert r["same_predictions"] and r["max_abs_diff"] < 1e-3
     assert r["engine_ms"] > 0 and r["torch_ms"] > 0 and r["file_bytes"] < r["torch_bytes"]
+
+
+def test_engine_bench_table4_f_is_the_real_no_bn_net():
+    """benchmarks/engine.py's Table 4 (f): the binary layers carry a bias and no BN (not a BN net with BN
+    set to the identity), and the engine computes what torch computes on it."""
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
+    sys.path.insert(0, str(bench.parent))
+    spec = importlib.util.spec_from_file_location("engine_bench", bench)
+    eng = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eng)
+    model = eng.table4_model("(f) no BN (LSR only)", eng.table4_variants()["(f) no BN (LSR only)"])
+    assert [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm1d)] == ["mlp1.0.bn"]
+    assert all(m.bias is not None for n, m in model.named_modules() if n.startswith(("mlp2.", "head.mlp."))
+               and isinstance(m, torch.nn.Linear))
+    r = compare(model, torch.randn(1, 64, 3), threads=1, rounds=1, min_block_s=0.0)
+    assert r["same_predictions"] and r["max_abs_diff"] < 1e-3
