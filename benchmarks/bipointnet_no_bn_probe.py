@@ -33,7 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bipointnet_modelnet40 import NO_BN_SPEC, NO_BN_UNIT_SPEC  # noqa: E402
@@ -166,6 +165,14 @@ def main(argv=None) -> int:
     trained_names = names if args.train is None else [v for v in args.train.split(",") if v]
     if set(trained_names) - set(names):
         ap.error(f"--train {sorted(set(trained_names) - set(names))} not in --variants")
+    checkpoints = []
+    for spec in args.checkpoint:  # checked before any work
+        v, _, path = spec.partition("=")
+        if v not in VARIANTS or not path:
+            ap.error(f"--checkpoint expects VARIANT=PATH with VARIANT in {list(VARIANTS)}, got {spec!r}")
+        if not Path(path).expanduser().is_file():
+            ap.error(f"--checkpoint {v}: {path} is not a file")
+        checkpoints.append((v, Path(path).expanduser()))
     x, y = first_batch(base_config("bipointnet", args), args.batch_size)
     result = {"cpu": cpu_model(), "points": args.points, "batch_size": args.batch_size, "seed": args.seed,
               "epochs": args.epochs, "command": "python benchmarks/bipointnet_no_bn_probe.py " + " ".join(
@@ -190,11 +197,8 @@ def main(argv=None) -> int:
             print(f"{v:11s} {args.epochs} epochs: test OA {row['test_oa']:.2f} %, train acc {row['train_acc'][-1]:.2f} %"
                   f"  ({row['wall_s']:.0f} s)", flush=True)
         result["variants"][v] = row
-    for spec in args.checkpoint:
-        v, _, path = spec.partition("=")
-        if v not in VARIANTS or not path:
-            ap.error(f"--checkpoint expects VARIANT=PATH with VARIANT in {list(VARIANTS)}, got {spec!r}")
-        trained, ckpt = load_model(Path(path).expanduser())
+    for v, path in checkpoints:
+        trained, ckpt = load_model(path)
         row = {"epochs": ckpt.get("epoch"), **probe(trained, x, y)}
         if args.engine:
             row["engine"] = engine_vs_torch(trained.eval(), base_config(VARIANTS[v], args))

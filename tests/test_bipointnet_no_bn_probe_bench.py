@@ -34,3 +34,15 @@ def test_probe_separates_the_dead_no_bn_net_from_the_unit_init_one():
     assert all(abs(layer["out_std"] - 1.0) < 0.1 for layer in unit["layers"].values())
     # plain max pooling of unnormalised features: every pooled sign is +1 (no information)
     assert mx["pooled"]["positive"] == 1.0
+
+
+def test_bad_checkpoint_argument_names_the_problem(tmp_path, capsys):
+    import pytest
+
+    missing = tmp_path / "none.ckpt"
+    with pytest.raises(SystemExit):
+        probe_mod.main(["--checkpoint", f"no_bn={missing}"])
+    assert f"{missing} is not a file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe_mod.main(["--checkpoint", "nobn"])
+    assert "VARIANT=PATH" in capsys.readouterr().err
