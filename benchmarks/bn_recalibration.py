@@ -1,0 +1,108 @@
+"""Is a binary PointNet's test accuracy limited by its BatchNorm running statistics?
+
+A trained row's checkpoint is evaluated in FP32 four ways:
+
+- ``test``: as trained (eval mode, BN running statistics from training's momentum 0.1 average);
+- ``train_split``: the same model on the full training split (one fixed point draw, no augmentation): a
+  low number here means the eval-mode model is broken, not that it fails to generalise;
+- ``test_recal`` / ``train_split_recal``: after re-estimating every BN's running mean and variance as an exact
+  average over one pass of the training split with the weights fixed (``torch.optim.swa_utils.update_bn``,
+  training-mode forwards, batch ``--batch-size``).
+
+If recalibration closes the gap between the training-mode accuracy (``train_curve``) and the test accuracy,
+the running statistics, not the weights, were at fault: the binary layers' activations drift from step to
+step, so a momentum average over the last few hundred steps does not describe the final weights.
+
+    python benchmarks/bn_recalibration.py --rows pointnet_xnor,pointnet_xnor_ema \
+        --out benchmarks/results/bn_recalibration.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def splits(cfg: dict, seed: int = 0):
+    """(test draw ``seed``, training split with the test split's fixed sampling and no augmentation)."""
+    from onebit.data import get_dataset, load_all
+    from onebit.data.points.protocol import get_protocol
+    from onebit.zoo.build import eval_split
+
+    test, _ = eval_split(cfg, test_seed=seed)
+    d = cfg["data"]
+    p = get_protocol(d["protocol"])
+    load_all()
+    train = get_dataset(d["name"], "train", num_points=p.num_points, use_normals=p.use_normals, up_axis=p.up_axis,
+                        sampling=p.test_sampling, resample=False, seed=int(seed), **(d.get("options") or {}))
+    return test, train
+
+
+def recalibrated(model, loader):
+    """A copy of ``model`` whose BN running statistics are the exact average over ``loader`` (weights fixed)."""
+    import torch
+
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        torch.optim.swa_utils.update_bn(loader, m)
+    return m.eval()
+
+
+def measure(run_dir: Path, batch_size: int, threads: int) -> dict:
+    import torch
+
+    from onebit.train.checkpoint import load_model
+    from onebit.train.trainer import evaluate
+
+    torch.set_num_threads(threads)
+    model, ck = load_model(run_dir / "last.ckpt")
+    test, train = splits(ck["config"])
+    n = int(model.onebit_config["num_classes"])
+
+    def oa(m, ds):
+        return round(evaluate(m, torch.utils.data.DataLoader(ds, batch_size=64), "cls", n, amp=False)["oa"], 2)
+
+    t0 = time.time()
+    g = torch.Generator().manual_seed(0)
+    loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True, generator=g)
+    recal = recalibrated(model, loader)
+    return {"epochs": int(ck["epoch"]) + 1, "test": oa(model, test), "train_split": oa(model, train),
+            "test_recal": oa(recal, test), "train_split_recal": oa(recal, train),
+            "test_shapes": len(test), "train_shapes": len(train), "wall_s": round(time.time() - t0, 1)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", required=True, help="comma list of run names under --runs (the campaign's row keys)")
+    ap.add_argument("--runs", type=Path, default=Path.home() / "onebit-runs/bipointnet_modelnet40")
+    ap.add_argument("--batch-size", type=int, default=32, help="batch of the recalibration pass (training's)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None, help="merge the results into this JSON ({row: result})")
+    args = ap.parse_args(argv)
+    rows = [r for r in args.rows.split(",") if r]
+    missing = [r for r in rows if not (args.runs / r / "last.ckpt").is_file()]
+    if missing:
+        ap.error(f"no last.ckpt for {missing} under {args.runs}")
+    from onebit.train.amp import cpu_model
+
+    results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
+    for r in rows:
+        res = measure(args.runs / r, args.batch_size, args.threads)
+        res.update(cpu=cpu_model(), command="python benchmarks/bn_recalibration.py " + " ".join(
+            argv if argv is not None else sys.argv[1:]))
+        print(f"{r}: test {res['test']:.2f} -> {res['test_recal']:.2f} recalibrated; training split "
+              f"{res['train_split']:.2f} -> {res['train_split_recal']:.2f}", flush=True)
+        results[r] = res
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
