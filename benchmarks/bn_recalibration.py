@@ -10,8 +10,8 @@ A trained row's checkpoint is evaluated in FP32 four ways:
   training-mode forwards, batch ``--batch-size``).
 
 If recalibration closes the gap between the training-mode accuracy (``train_curve``) and the test accuracy,
-the running statistics, not the weights, were at fault: the binary layers' activations drift from step to
-step, so a momentum average over the last few hundred steps does not describe the final weights.
+the running statistics, not the weights, were at fault. ``bn_drift`` says which BN layers' running statistics
+are off, in units of the recalibrated standard deviation.
 
     python benchmarks/bn_recalibration.py --rows pointnet_xnor,pointnet_xnor_ema \
         --out benchmarks/results/bn_recalibration.json
@@ -54,6 +54,25 @@ def recalibrated(model, loader):
     return m.eval()
 
 
+def bn_drift(model, recal) -> dict:
+    """Per BN layer, how far the trained running statistics are from the recalibrated ones, in units of the
+    recalibrated σ: the largest |μ_run − μ| / σ over channels, and the median and largest σ_run / σ."""
+    import torch
+
+    out = {}
+    bns = dict(recal.named_modules())
+    for name, bn in model.named_modules():
+        if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm) and bn.running_var is not None:
+            ref = bns[name]
+            sd = (ref.running_var.double() + ref.eps).sqrt()
+            ratio = (bn.running_var.double() + bn.eps).sqrt() / sd
+            out[name] = {"mean_shift_max": round(float(((bn.running_mean.double() - ref.running_mean.double()).abs()
+                                                        / sd).max()), 3),
+                         "sd_ratio_median": round(float(ratio.median()), 3),
+                         "sd_ratio_max": round(float(ratio.max()), 3)}
+    return out
+
+
 def measure(run_dir: Path, batch_size: int, threads: int) -> dict:
     import torch
 
@@ -74,7 +93,8 @@ def measure(run_dir: Path, batch_size: int, threads: int) -> dict:
     recal = recalibrated(model, loader)
     return {"epochs": int(ck["epoch"]) + 1, "test": oa(model, test), "train_split": oa(model, train),
             "test_recal": oa(recal, test), "train_split_recal": oa(recal, train),
-            "test_shapes": len(test), "train_shapes": len(train), "wall_s": round(time.time() - t0, 1)}
+            "test_shapes": len(test), "train_shapes": len(train), "bn_drift": bn_drift(model, recal),
+            "wall_s": round(time.time() - t0, 1)}
 
 
 def main(argv=None) -> int:

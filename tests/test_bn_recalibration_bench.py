@@ -27,3 +27,16 @@ def test_recalibrated_statistics_are_the_exact_average_and_the_model_is_untouche
     per_batch_var = torch.stack([h[i:i + 16].var(0, unbiased=True) for i in range(0, 64, 16)]).mean(0)
     assert torch.allclose(m[1].running_var, per_batch_var, atol=1e-12)
     assert not m.training and float(model[1].running_mean[0]) == 5.0  # a copy: the original is untouched
+
+
+def test_bn_drift_is_zero_for_identical_statistics_and_measures_a_wrong_sd():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).eval()
+    same = recal.bn_drift(model, model)
+    assert same == {"1": {"mean_shift_max": 0.0, "sd_ratio_median": 1.0, "sd_ratio_max": 1.0}}
+    import copy
+
+    off = copy.deepcopy(model)
+    off[1].running_var.mul_(4.0)  # running σ twice the reference σ (eps aside)
+    d = recal.bn_drift(off, model)["1"]
+    assert abs(d["sd_ratio_median"] - 2.0) < 1e-2 and d["mean_shift_max"] == 0.0
