@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -34,10 +35,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError) as e:
         print(f"onebit train: error: {e}", file=sys.stderr)
         return 2
-    import os
-
     if int(os.environ.get("RANK", "0")) != 0:
-        return 0
+        return _leave(0)
     summary = {
         "out_dir": str(result.out_dir), "final": result.final, "best": result.best,
         "best_epoch": result.best_epoch, "select": result.select,
@@ -48,4 +47,18 @@ def run(args: argparse.Namespace) -> int:
         fin = ", ".join(f"{k}={v:.2f}" for k, v in result.final.items() if isinstance(v, float))
         print(f"done: {result.out_dir} | final {fin} | best {result.select}="
               f"{result.best.get(result.select, float('nan')):.2f} at epoch {result.best_epoch}")
-    return 0
+    return _leave(0)
+
+
+def _leave(code: int) -> int:
+    """``code``; under torchrun, end the process right here once the output is flushed.
+
+    After a gloo DDP run, a worker's interpreter shutdown sometimes aborts in a C++ static destructor
+    ("terminate called without an active exception", SIGABRT, no Python frame left) even though every
+    file was written; torchrun then reports the run as failed. All work is on disk at this point (the
+    checkpoints are written atomically), so skipping the interpreter's teardown loses nothing."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

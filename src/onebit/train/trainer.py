@@ -572,7 +572,11 @@ class Trainer:
         dist = init_distributed()
         try:
             self._setup(dist)
-            return self._fit()
+            result = self._fit()
+            # every rank leaves together: a gloo peer torn down while another rank still finishes (rank 0
+            # writes best.ckpt) aborts that rank's process ("terminate called without an active exception")
+            barrier(dist)
+            return result
         finally:
             if getattr(self, "logger", None) is not None:
                 self.logger.close()
