@@ -65,7 +65,7 @@ NO_BN_SPEC = {
 }
 
 # The same with LSR's alpha started at 1 / sigma(B_a B_w) instead of Eq. 9: with Eq. 9 the pre-pool features keep the
-# float net's sigma (about 0.25), EMA-max's delta* (2.6 at 256 points, derived for N(0, 1)) pushes every pooled
+# float net's sigma (0.23 before the pool), EMA-max's delta* (2.78 at 256 points, derived for N(0, 1)) pushes every pooled
 # feature below -1, out of the STE window, and the net never trains (benchmarks/bipointnet_no_bn_probe.py)
 NO_BN_UNIT_SPEC = {**NO_BN_SPEC, "lsr_init": "unit"}
 
@@ -217,6 +217,20 @@ def fp32_eval(run_dir: Path, threads: int = 1, draws=TEST_DRAWS) -> dict:
             "epochs": int(ck["epoch"]) + 1}
 
 
+def fixed_train_split(cfg: dict, seed: int = 0):
+    """A run config's full training split with its test split's sampling: one fixed seeded point draw, no
+    augmentation. Returns ``(dataset, protocol)``."""
+    from onebit.data import get_dataset, load_all
+    from onebit.data.points.protocol import get_protocol
+
+    d = cfg["data"]
+    p = get_protocol(d["protocol"])
+    load_all()
+    ds = get_dataset(d["name"], "train", num_points=p.num_points, use_normals=p.use_normals, up_axis=p.up_axis,
+                     sampling=p.test_sampling, resample=False, seed=int(seed), **(d.get("options") or {}))
+    return ds, p
+
+
 def fp32_train_eval(run_dir: Path, threads: int = 1, seed: int = 0) -> dict:
     """OA of the run's last.ckpt on the full *training* split, in eval mode and FP32 (no dropout, BN running
     statistics, no augmentation, one fixed seeded point draw with the test split's sampling).
@@ -225,18 +239,12 @@ def fp32_train_eval(run_dir: Path, threads: int = 1, seed: int = 0) -> dict:
     draws, so it mixes fit with training-time noise; this one tells underfitting from a generalisation gap."""
     import torch
 
-    from onebit.data import get_dataset, load_all
-    from onebit.data.points.protocol import get_protocol
     from onebit.train.checkpoint import load_model
     from onebit.train.trainer import evaluate
 
     torch.set_num_threads(threads)
     model, ck = load_model(run_dir / "last.ckpt")
-    d = ck["config"]["data"]
-    p = get_protocol(d["protocol"])
-    load_all()
-    ds = get_dataset(d["name"], "train", num_points=p.num_points, use_normals=p.use_normals, up_axis=p.up_axis,
-                     sampling=p.test_sampling, resample=False, seed=int(seed), **(d.get("options") or {}))
+    ds, p = fixed_train_split(ck["config"], seed)
     loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=False)
     m = evaluate(model, loader, "cls", int(model.onebit_config["num_classes"]), amp=False)
     return {"train_oa_eval": round(m["oa"], 2), "train_shapes_eval": len(ds),

@@ -26,22 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bipointnet_modelnet40 import fixed_train_split  # noqa: E402
 
 
 def splits(cfg: dict, seed: int = 0):
     """(test draw ``seed``, training split with the test split's fixed sampling and no augmentation)."""
-    from onebit.data import get_dataset, load_all
-    from onebit.data.points.protocol import get_protocol
     from onebit.zoo.build import eval_split
 
-    test, _ = eval_split(cfg, test_seed=seed)
-    d = cfg["data"]
-    p = get_protocol(d["protocol"])
-    load_all()
-    train = get_dataset(d["name"], "train", num_points=p.num_points, use_normals=p.use_normals, up_axis=p.up_axis,
-                        sampling=p.test_sampling, resample=False, seed=int(seed), **(d.get("options") or {}))
-    return test, train
+    return eval_split(cfg, test_seed=seed)[0], fixed_train_split(cfg, seed)[0]
 
 
 def recalibrated(model, loader):

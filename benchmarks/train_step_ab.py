@@ -178,7 +178,6 @@ ABS = {
 
 
 def measure(case, rounds: int, steps: int, batch: int, ab: str = "padding") -> dict:
-
     import dab_sketch_amp
     from onebit.nn import layers
 

@@ -46,3 +46,9 @@ def test_bad_checkpoint_argument_names_the_problem(tmp_path, capsys):
     with pytest.raises(SystemExit):
         probe_mod.main(["--checkpoint", "nobn"])
     assert "VARIANT=PATH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe_mod.main(["--variants", "bn,nobn"])
+    assert "unknown variant(s) ['nobn']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe_mod.main(["--variants", "bn", "--train", "no_bn_unit", "--epochs", "1"])
+    assert "--train ['no_bn_unit'] not in --variants" in capsys.readouterr().err

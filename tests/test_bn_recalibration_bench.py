@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bn_recalibration.py"
+sys.path.insert(0, str(BENCH.parent))
 _spec = importlib.util.spec_from_file_location("bn_recalibration", BENCH)
 recal = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(recal)
@@ -40,3 +42,13 @@ def test_bn_drift_is_zero_for_identical_statistics_and_measures_a_wrong_sd():
     off[1].running_var.mul_(4.0)  # running σ twice the reference σ (eps aside)
     d = recal.bn_drift(off, model)["1"]
     assert abs(d["sd_ratio_median"] - 2.0) < 1e-2 and d["mean_shift_max"] == 0.0
+
+
+def test_a_row_without_checkpoint_is_named_before_any_work(tmp_path, capsys):
+    import pytest
+
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        recal.main(["--rows", "done,missing", "--runs", str(tmp_path)])
+    assert f"no last.ckpt for ['missing'] under {tmp_path}" in capsys.readouterr().err
