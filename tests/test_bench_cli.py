@@ -150,3 +150,39 @@ def test_engine_bench_table4_f_is_the_real_no_bn_net():
                and isinstance(m, torch.nn.Linear))
     r = compare(model, torch.randn(1, 64, 3), threads=1, rounds=1, min_block_s=0.0)
     assert r["same_predictions"] and r["max_abs_diff"] < 1e-3
+
+
+def test_engine_bench_table4_accuracy_is_the_checkpoints_own_test_draw(tmp_path):
+    """A trained Table 4 variant is scored like the campaign's OA column: at its training point count, on
+    the fixed test draw 0 of its own test split, through the engine (which agrees with float64 torch)."""
+    import importlib.util
+    from pathlib import Path
+
+    from onebit.train import run
+    from onebit.zoo.build import eval_split, predict
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
+    sys.path.insert(0, str(bench.parent))
+    spec = importlib.util.spec_from_file_location("engine_bench_t4", bench)
+    eng = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eng)
+    cfg = {"model": {"name": "pointnet_deploy", "options": {"width": 0.125}}, "binarize": "bipointnet",
+           "data": {"name": "synthetic_shapes", "options": {"num_per_class": 6, "test_per_class": 3, "num_points": 48,
+                                                            "seed": 0}},
+           "epochs": 2, "batch_size": 16, "seed": 0, "optim": {"name": "adam", "lr": 0.01}, "threads": 1,
+           "amp": "off", "diagnostics": False, "log": {"progress": False, "csv": False, "tensorboard": False}}
+    run(cfg, tmp_path / "deploy_bipointnet", progress=False)
+
+    model = eng._load_trained(tmp_path / "deploy_bipointnet" / "last.ckpt")
+    pts, lab = eng.checkpoint_test_draw(model)
+    ds, _ = eval_split(model.onebit_train_config, test_seed=0)
+    assert pts.shape == (len(ds), 48, 3) and np.array_equal(pts[1], np.asarray(ds[1][0], np.float32))
+    acc = eng.engine_accuracy_on(model, pts, lab)
+    assert acc == float((predict(pts, model=model).argmax(-1) == lab).mean())
+
+    rows = eng.table4(quick=True, checkpoint=None, runs=tmp_path)
+    scored = {r["variant"]: r for r in rows if r.get("accuracy") is not None}
+    assert list(scored) == ["(b) FL fp32, LL fp32"]  # only (b) has a checkpoint here
+    assert scored["(b) FL fp32, LL fp32"]["accuracy"] == 100 * acc
+    assert scored["(b) FL fp32, LL fp32"]["accuracy_points"] == 48
+    assert "(b)" in eng._table4_note(rows) and "(d)" in eng._table4_note(rows)
