@@ -211,3 +211,26 @@ def test_cli_analyze_checkpoint_with_ten_crop_eval(tmp_path, capsys):
     assert main(["analyze", str(path), "--batch-size", "4", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["epoch"] == 1 and "dab_k" in s["figures"]
+
+
+def test_cli_analyze_checkpoint_of_a_protocol_run(tmp_path, capsys):
+    """A run trained under a data protocol (``data.protocol: bipointnet``, as every ModelNet40 campaign
+    row) is probed on its own test split, a fixed point draw, at its training point count."""
+    from onebit.cli import main
+    from onebit.train import run
+
+    cfg = {"model": {"name": "pointnet_deploy", "options": {"width": 0.125}}, "binarize": "bipointnet",
+           "data": {"name": "synthetic_shapes", "protocol": {"name": "bipointnet", "num_points": 40},
+                    "options": {"num_per_class": 4, "test_per_class": 2, "seed": 0}},
+           "epochs": 1, "batch_size": 8, "seed": 0, "threads": 1, "amp": "off", "diagnostics": False,
+           "log": {"progress": False, "csv": False, "tensorboard": False}}
+    ckpt = run(cfg, tmp_path / "run", progress=False).last_ckpt
+    assert main(["analyze", str(ckpt), "--batch-size", "64", "--json", "--out", str(tmp_path / "a")]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["pooled_entropy"] is not None
+    assert main(["analyze", str(ckpt), "--batch-size", "64", "--json", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads(capsys.readouterr().out)["pooled_entropy"] == first["pooled_entropy"]  # a fixed draw
+    assert main(["analyze", str(ckpt), "--split", "train", "--json", "--out", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(ckpt), "--split", "val", "--json"]) == 2
+    assert "only its train and test splits" in capsys.readouterr().err

@@ -56,13 +56,14 @@ def _checkpoint_record(ckpt_path: Path, args) -> dict:
     except ImportError:
         pass
     split = args.split or data_cfg.get("eval_split") or "test"
-    options = {}
-    if name == data_cfg.get("name"):  # the run's dataset options (no augmentation: eval options)
-        options.update(data_cfg.get("options") or {})
-        options.update(data_cfg.get("eval_options") or {})
-        if data_cfg.get("protocol") is not None:
-            options.setdefault("protocol", data_cfg["protocol"])
-    ds = get_dataset(name, split, **options)
+    if name == data_cfg.get("name") and data_cfg.get("protocol") is not None:
+        ds = _protocol_split(cfg, split, ckpt_path)
+    else:
+        options = {}
+        if name == data_cfg.get("name"):  # the run's dataset options (no augmentation: eval options)
+            options.update(data_cfg.get("options") or {})
+            options.update(data_cfg.get("eval_options") or {})
+        ds = get_dataset(name, split, **options)
     if len(ds) == 0:
         raise ValueError(f"dataset {name!r} split {split!r} is empty")
     if args.batch_size < 1:
@@ -74,6 +75,22 @@ def _checkpoint_record(ckpt_path: Path, args) -> dict:
     rec = collect(model, (inputs, targets))
     rec = {"epoch": ckpt.get("epoch"), **rec, "source": str(ckpt_path), "data": name, "split": split}
     return rec
+
+
+def _protocol_split(cfg: dict, split: str, ckpt_path: Path):
+    """A split of a run whose data protocol (``data.protocol``, e.g. ``bipointnet``) builds its datasets:
+    the test split as the run evaluates it, on the fixed point draw 0 where the protocol re-draws test
+    points every evaluation; the train split as the run trained on it."""
+    from onebit.train.config import resolve
+    from onebit.train.trainer import build_datasets
+    from onebit.zoo.build import eval_split
+
+    data_cfg = cfg["data"]
+    if split == (data_cfg.get("eval_split") or "test"):
+        return eval_split(cfg, test_seed=0)[0]
+    if split == (data_cfg.get("train_split") or "train"):
+        return build_datasets(resolve(cfg), eval=False)[0]
+    raise ValueError(f"{ckpt_path}: the run's data protocol builds only its train and test splits, not {split!r}")
 
 
 def run(args) -> int:
