@@ -324,9 +324,11 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(rows: list[dict], path: Path) -> None:
+def plot_curves(rows: list[dict], path: Path, entropy: dict | None = None) -> None:
     """Test OA against epoch for every full-schedule row with a curve, one panel per model, the
-    paper's OA as a dotted line in the row's colour."""
+    paper's OA as a dotted line in the row's colour. With ``entropy`` (benchmarks/pooled_entropy.py's
+    JSON, {row key: result}) a last panel shows each row's pooled-feature entropy after training:
+    the end point of the paper's Figure 7."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -336,8 +338,15 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     models = sorted({r["model"] for r in rows})
     if not models:
         raise SystemExit("no full-schedule rows with curves to plot")
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
+    ent = {k: v for k, v in (entropy or {}).items() if k in ROWS}
+    n = len(models) + bool(ent)
+    ncols = 2 if n == 4 else n  # four panels as 2 x 2
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
+    axes = axes.ravel()
+    if ent:
+        _entropy_panel(axes[n - 1], ent)
+    for ax, model in zip(axes, models, strict=False):
         mine = [r for r in rows if r["model"] == model]
         for i, r in enumerate(mine):
             ep, oa = zip(*r["curve"], strict=True)
@@ -354,10 +363,30 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("test OA %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.text(0.01, 0.01, "dotted: the paper's OA · python benchmarks/bipointnet_modelnet40.py --plot PNG", fontsize=7)
+    fig.text(0.01, 0.01, "dotted: the paper's OA · python benchmarks/bipointnet_modelnet40.py --plot PNG"
+             + (" (entropy: benchmarks/results/pooled_entropy.json)" if ent else ""), fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+
+
+def _entropy_panel(ax, entropy: dict) -> None:
+    """Grouped bars: per row (x), the entropy of each pool's sign over the test set (T-Nets' pools, then the
+    global feature), one model's rows only (the first model in ``entropy``)."""
+    model = ROWS[next(iter(entropy))][0]
+    keys = [k for k in entropy if ROWS[k][0] == model]
+    pools = list(dict.fromkeys(p for k in keys for p in entropy[k]["pools"]))
+    width = 0.8 / max(1, len(pools))
+    for j, pool in enumerate(pools):
+        h = [entropy[k]["pools"].get(pool, {}).get("entropy_bits", float("nan")) for k in keys]
+        ax.bar([i + (j - (len(pools) - 1) / 2) * width for i in range(len(keys))], h, width,
+               label="global feature (pool)" if pool == "pool" else pool, color=f"C{j}")
+    ax.set_xticks(range(len(keys)), [ROWS[k][1] for k in keys], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("H(sign(pooled)), bits")
+    ax.set_title(f"{model}: pooled-feature entropy after training (Fig. 7's end point)", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def main(argv=None) -> int:
@@ -383,6 +412,9 @@ def main(argv=None) -> int:
     p.add_argument("--table", action="store_true", help="print the JSON at --out as a markdown table and exit")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="draw the learning curves of the full-schedule rows at --out into PNG and exit")
+    p.add_argument("--entropy", metavar="JSON", default=str(REPO / "benchmarks/results/pooled_entropy.json"),
+                   help="with --plot: add the pooled-feature entropy panel from this file "
+                        "(benchmarks/pooled_entropy.py) when it exists")
     p.add_argument("--status", action="store_true",
                    help="list the campaign's rows at --epochs (default 100 here) / --points (256): done or the "
                         "command that runs it, and exit")
@@ -398,7 +430,9 @@ def main(argv=None) -> int:
         print(markdown_table(json.loads(Path(args.out).read_text())))
         return 0
     if args.plot:
-        plot_curves(json.loads(Path(args.out).read_text()), Path(args.plot))
+        ent = Path(args.entropy)
+        plot_curves(json.loads(Path(args.out).read_text()), Path(args.plot),
+                    json.loads(ent.read_text()) if ent.is_file() else None)
         return 0
     if args.epochs is None:
         args.epochs = 100 if args.status else 200

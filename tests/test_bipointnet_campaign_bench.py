@@ -72,3 +72,22 @@ def test_every_row_builds_its_model_and_nodrop_differs_only_in_dropout():
     assert isinstance(nodrop.head.dropout, torch.nn.Identity)
     strip = [(n, type(m)) for n, m in paper.named_modules() if n != "head.dropout"]
     assert strip == [(n, type(m)) for n, m in nodrop.named_modules() if n != "head.dropout"]
+
+
+def test_plot_adds_the_entropy_panel_only_when_given(tmp_path):
+    """--plot draws one panel per model, plus the pooled-entropy panel (benchmarks/pooled_entropy.py's JSON)
+    when the file exists; rows of unknown keys in that JSON are ignored."""
+    import matplotlib.image
+
+    rows = [{"model": m, "method": "bipointnet", "schedule": "full", "epochs": 100, "points": 256, "oa": 80.0,
+             "paper_oa": 85.0, "curve": [[5, 60.0], [10, 80.0]]} for m in ("pointnet", "pointnet_deploy")]
+    out = tmp_path / "rows.json"
+    out.write_text(json.dumps(rows))
+    pools = {"input_tnet.pool": {"entropy_bits": 0.8}, "pool": {"entropy_bits": 0.9}}
+    ent = tmp_path / "entropy.json"
+    ent.write_text(json.dumps({"pointnet_bipointnet": {"pools": pools}, "not_a_row": {"pools": pools}}))
+    assert bench.main(["--out", str(out), "--plot", str(tmp_path / "a.png"), "--entropy", str(tmp_path / "no")]) == 0
+    assert bench.main(["--out", str(out), "--plot", str(tmp_path / "b.png"), "--entropy", str(ent)]) == 0
+    wa = matplotlib.image.imread(tmp_path / "a.png").shape[1]
+    wb = matplotlib.image.imread(tmp_path / "b.png").shape[1]
+    assert wb / wa == pytest.approx(3 / 2, rel=0.02)  # two panels, then three side by side
