@@ -231,6 +231,35 @@ def fixed_train_split(cfg: dict, seed: int = 0):
     return ds, p
 
 
+def add_checkpoint_row_args(ap: argparse.ArgumentParser) -> None:
+    """The options of a script that measures trained campaign rows from their checkpoints (``RUNS/ROW/last.ckpt``)."""
+    ap.add_argument("--rows", required=True, help="comma list of run names under --runs (the campaign's row keys)")
+    ap.add_argument("--runs", type=Path, default=Path.home() / "onebit-runs/bipointnet_modelnet40")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None, help="merge the results into this JSON ({row: result})")
+
+
+def measure_checkpoint_rows(ap: argparse.ArgumentParser, args, argv, script: str, measure, describe) -> int:
+    """Run ``measure(run_dir)`` for each of ``args.rows`` (all checked for a last.ckpt before any work), stamp each
+    result with the CPU and the command, print ``ROW: describe(result)`` and merge it into ``args.out`` as it lands."""
+    rows = [r for r in args.rows.split(",") if r]
+    missing = [r for r in rows if not (args.runs / r / "last.ckpt").is_file()]
+    if missing:
+        ap.error(f"no last.ckpt for {missing} under {args.runs}")
+    from onebit.train.amp import cpu_model
+
+    command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
+    for r in rows:
+        res = measure(args.runs / r)
+        res.update(cpu=cpu_model(), command=command)
+        print(f"{r}: {describe(res)}", flush=True)
+        results[r] = res
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
 def fp32_train_eval(run_dir: Path, threads: int = 1, seed: int = 0) -> dict:
     """OA of the run's last.ckpt on the full *training* split, in eval mode and FP32 (no dropout, BN running
     statistics, no augmentation, one fixed seeded point draw with the test split's sampling).

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bipointnet_modelnet40 import fixed_train_split  # noqa: E402
+from bipointnet_modelnet40 import add_checkpoint_row_args, fixed_train_split, measure_checkpoint_rows  # noqa: E402
 
 
 def splits(cfg: dict, seed: int = 0):
@@ -93,29 +92,13 @@ def measure(run_dir: Path, batch_size: int, threads: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", required=True, help="comma list of run names under --runs (the campaign's row keys)")
-    ap.add_argument("--runs", type=Path, default=Path.home() / "onebit-runs/bipointnet_modelnet40")
+    add_checkpoint_row_args(ap)
     ap.add_argument("--batch-size", type=int, default=32, help="batch of the recalibration pass (training's)")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=None, help="merge the results into this JSON ({row: result})")
     args = ap.parse_args(argv)
-    rows = [r for r in args.rows.split(",") if r]
-    missing = [r for r in rows if not (args.runs / r / "last.ckpt").is_file()]
-    if missing:
-        ap.error(f"no last.ckpt for {missing} under {args.runs}")
-    from onebit.train.amp import cpu_model
-
-    results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
-    for r in rows:
-        res = measure(args.runs / r, args.batch_size, args.threads)
-        res.update(cpu=cpu_model(), command="python benchmarks/bn_recalibration.py " + " ".join(
-            argv if argv is not None else sys.argv[1:]))
-        print(f"{r}: test {res['test']:.2f} -> {res['test_recal']:.2f} recalibrated; training split "
-              f"{res['train_split']:.2f} -> {res['train_split_recal']:.2f}", flush=True)
-        results[r] = res
-        if args.out:
-            args.out.write_text(json.dumps(results, indent=1) + "\n")
-    return 0
+    return measure_checkpoint_rows(
+        ap, args, argv, "bn_recalibration.py", lambda run_dir: measure(run_dir, args.batch_size, args.threads),
+        lambda res: f"test {res['test']:.2f} -> {res['test_recal']:.2f} recalibrated; training split "
+                    f"{res['train_split']:.2f} -> {res['train_split_recal']:.2f}")
 
 
 if __name__ == "__main__":

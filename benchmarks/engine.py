@@ -146,6 +146,7 @@ def table4(quick: bool, checkpoint: str | None, runs: Path | None = None) -> lis
     limit = 256 if quick else None
 
     rows = []
+    draws: dict[str, tuple] = {}
     first = True
     for label, spec in table4_variants().items():
         model = table4_model(label, spec, runs)
@@ -163,7 +164,11 @@ def table4(quick: bool, checkpoint: str | None, runs: Path | None = None) -> lis
                 # engine rows: the model just timed (this variant's checkpoint); FP32 row: the FP32 checkpoint.
                 # Measured like the campaign's OA column: the training point count, the fixed test draw 0.
                 acc_model = model if not is_fp else _load_trained(ck_row)
-                clouds = checkpoint_test_draw(acc_model, limit)
+                # the variants share one test split and draw (the same data section): load it once
+                data_key = json.dumps(acc_model.onebit_train_config.get("data"), sort_keys=True, default=str)
+                if data_key not in draws:
+                    draws[data_key] = checkpoint_test_draw(acc_model, limit)
+                clouds = draws[data_key]
                 row["accuracy"] = 100 * (torch_accuracy_on(acc_model, *clouds) if is_fp else
                                          engine_accuracy_on(acc_model, *clouds))
                 row["accuracy_points"] = int(clouds[0].shape[1])
@@ -171,8 +176,8 @@ def table4(quick: bool, checkpoint: str | None, runs: Path | None = None) -> lis
             print(json.dumps(row), flush=True)
         rows += r
         first = False
-    timed = {str(table4_checkpoint(label, runs).resolve()) for label in TABLE4_RUNS if table4_checkpoint(label, runs)}
-    if checkpoint and str(Path(checkpoint).expanduser().resolve()) not in timed:  # not one of the variants above
+    timed = {ck.resolve() for ck in (table4_checkpoint(label, runs) for label in TABLE4_RUNS) if ck is not None}
+    if checkpoint and Path(checkpoint).expanduser().resolve() not in timed:  # not one of the variants above
         rows += checkpoint_row(checkpoint, quick)
     return rows
 

@@ -18,9 +18,12 @@ record it per epoch, so this measures the end point of each curve.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bipointnet_modelnet40 import add_checkpoint_row_args, measure_checkpoint_rows  # noqa: E402
 
 
 def sign_counts(model, loader) -> dict:
@@ -84,29 +87,12 @@ def measure(run_dir: Path, threads: int = 1) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", required=True, help="comma list of run names under --runs (the campaign's row keys)")
-    ap.add_argument("--runs", type=Path, default=Path.home() / "onebit-runs/bipointnet_modelnet40")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=None, help="merge the results into this JSON ({row: result})")
+    add_checkpoint_row_args(ap)
     args = ap.parse_args(argv)
-    rows = [r for r in args.rows.split(",") if r]
-    missing = [r for r in rows if not (args.runs / r / "last.ckpt").is_file()]
-    if missing:
-        ap.error(f"no last.ckpt for {missing} under {args.runs}")
-    from onebit.train.amp import cpu_model
-
-    results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
-    for r in rows:
-        res = measure(args.runs / r, args.threads)
-        res.update(cpu=cpu_model(), command="python benchmarks/pooled_entropy.py " + " ".join(
-            argv if argv is not None else sys.argv[1:]))
-        line = ", ".join(f"{k} H={v['entropy_bits']:.3f} P(+1)={v['p_plus']:.3f} constant={v['constant_channels']:.2f}"
-                         for k, v in res["pools"].items())
-        print(f"{r}: {line}", flush=True)
-        results[r] = res
-        if args.out:
-            args.out.write_text(json.dumps(results, indent=1) + "\n")
-    return 0
+    return measure_checkpoint_rows(
+        ap, args, argv, "pooled_entropy.py", lambda run_dir: measure(run_dir, args.threads),
+        lambda res: ", ".join(f"{k} H={v['entropy_bits']:.3f} P(+1)={v['p_plus']:.3f} "
+                              f"constant={v['constant_channels']:.2f}" for k, v in res["pools"].items()))
 
 
 if __name__ == "__main__":
